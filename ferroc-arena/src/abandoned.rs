@@ -1,0 +1,140 @@
+//! The set of abandoned slabs of one arena.
+//!
+//! When a thread's context dies while some of its slabs still hold live blocks, those slabs are
+//! *abandoned*: their blocks stay valid, any thread may still free into them, and another
+//! context may *reclaim* them and allocate from them again.
+//!
+//! # Why a bitmap (and no ABA)
+//! The set is one bit per slab of the arena, set by [`AbandonedSet::abandon`] and taken by
+//! [`AbandonedSet::reclaim`] with a single CAS that clears one set bit. A slab's identity is its
+//! bit index, which never changes, so there is no pointer to recycle and no ABA: a CAS that
+//! succeeds clears a bit that was set in exactly the word value it read. (A Treiber stack of
+//! slab pointers would need a tag or an epoch for that; the bitmap needs neither, and a reclaim
+//! scans at most a few words per arena.)
+//!
+//! # Orderings
+//! - `abandon` sets the bit with `Release`: everything the abandoning thread wrote into the
+//!   slab's header (its shards' lists, the owner reset) happens-before the reclaimer's use.
+//! - `reclaim` takes the bit with an `Acquire` CAS, pairing with that release.
+//! - `count` is a hint to skip scanning when nothing is abandoned; it is incremented *after* the
+//!   bit is set and decremented *after* a bit is taken, so it never reads zero while a bit
+//!   stays set for long: a reclaimer that reads a stale zero only misses a slab that the next
+//!   reclaim finds. Two reclaimers racing an abandoner can briefly take it below zero (it
+//!   wraps, as atomics do); the abandoner's increment brings it back, and a wrapped count only
+//!   costs a scan. It uses `Relaxed` because it guards no data.
+
+use ferroc_base::{
+    bitmap::Bitmap,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+/// One arena's abandoned bits plus the arenas-wide count of abandoned slabs.
+pub struct AbandonedSet<'a> {
+    bits: Bitmap<'a>,
+    count: &'a AtomicUsize,
+}
+
+impl<'a> AbandonedSet<'a> {
+    /// A view of the abandoned bits `bits` and the shared counter `count`.
+    pub fn new(bits: Bitmap<'a>, count: &'a AtomicUsize) -> Self {
+        AbandonedSet { bits, count }
+    }
+
+    /// Marks slab `index` abandoned. The caller owns the slab and gives up ownership.
+    pub fn abandon(&self, index: usize) {
+        debug_assert!(self.bits.is_clear(index, 1), "slab abandoned twice");
+        self.bits.set(index, 1);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes one abandoned slab, whose index is returned to its new, sole owner.
+    pub fn reclaim(&self) -> Option<usize> {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let index = self.bits.take_one(0, self.bits.len())?;
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        Some(index)
+    }
+
+    /// Takes slab `index` if it is abandoned.
+    pub fn reclaim_at(&self, index: usize) -> bool {
+        let taken = self.bits.take_one(index, 1).is_some();
+        if taken {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        taken
+    }
+}
+
+#[cfg(all(test, ferroc_loom))]
+mod loom_tests {
+    use super::*;
+    use ferroc_base::sync::atomic::AtomicU64;
+    use loom::sync::Arc;
+    use std::vec::Vec;
+
+    fn set(s: &Shared) -> AbandonedSet<'_> {
+        AbandonedSet::new(Bitmap::new(&s.words, 70), &s.count)
+    }
+
+    struct Shared {
+        words: [AtomicU64; 2],
+        count: AtomicUsize,
+        /// Who owns each slab: 0 nobody, else a thread number. A model of the slab header.
+        owner: [AtomicUsize; 3],
+    }
+
+    /// Two owners abandon their slabs (one of them crossing into the second word) while a
+    /// reclaimer takes whatever it finds: every slab ends up reclaimed exactly once and the
+    /// reclaimer sees the owner's last write (the `Release`/`Acquire` pair).
+    #[test]
+    fn loom_abandon_reclaim() {
+        ferroc_base::loom_model("abandon_reclaim", || {
+            let s = Arc::new(Shared {
+                words: [AtomicU64::new(0), AtomicU64::new(0)],
+                count: AtomicUsize::new(0),
+                owner: [
+                    AtomicUsize::new(1),
+                    AtomicUsize::new(2),
+                    AtomicUsize::new(0),
+                ],
+            });
+            let slab_bit = [3usize, 66];
+            let mut abandoners = Vec::new();
+            for t in 0..2 {
+                let s = s.clone();
+                abandoners.push(loom::thread::spawn(move || {
+                    // The last write of the dying owner, then the abandon.
+                    s.owner[t].store(0, Ordering::Relaxed);
+                    set(&s).abandon(slab_bit[t]);
+                }));
+            }
+            let reclaimer = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for _ in 0..2 {
+                        if let Some(i) = set(&s).reclaim() {
+                            let t = slab_bit.iter().position(|&b| b == i).unwrap();
+                            assert_eq!(s.owner[t].load(Ordering::Relaxed), 0);
+                            s.owner[t].store(9, Ordering::Relaxed);
+                            got.push(i);
+                        }
+                    }
+                    got
+                })
+            };
+            for a in abandoners {
+                a.join().unwrap();
+            }
+            let mut got = reclaimer.join().unwrap();
+            while let Some(i) = set(&s).reclaim() {
+                got.push(i);
+            }
+            got.sort();
+            assert_eq!(got, slab_bit);
+            assert_eq!(s.count.load(Ordering::Relaxed), 0);
+        });
+    }
+}

@@ -1,0 +1,739 @@
+//! [`Arenas`]: the lock-free slab allocator over a base.
+
+use core::{
+    alloc::Layout,
+    marker::PhantomData,
+    mem::size_of,
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering},
+};
+
+use ferroc_base::{
+    BaseAlloc, Chunk, align_up,
+    bitmap::{Bitmap, words_for},
+};
+
+use crate::{
+    Error,
+    abandoned::AbandonedSet,
+    sizes::{MAX_ARENA_SLABS, MAX_ARENAS, MIN_ARENA_SLABS, SLAB_SHIFT, SLAB_SIZE},
+};
+
+/// The five per-slab bitmaps, in the order they follow the arena header.
+const BITMAPS: usize = 5;
+
+/// The header of one arena, stored right after its last slab, followed by its bitmaps.
+struct Arena<B: BaseAlloc> {
+    /// The memory of the whole arena, header included; released when the `Arenas` drops.
+    chunk: Chunk<B>,
+    /// Address of slab 0 (slab-aligned).
+    start: usize,
+    /// Number of slabs.
+    slabs: usize,
+    /// Words per bitmap.
+    words: usize,
+    /// When pending slabs should be purged (base clock, ms); 0 when nothing is pending.
+    purge_at: AtomicU64,
+}
+
+impl<B: BaseAlloc> Arena<B> {
+    fn bitmap(&self, which: usize) -> Bitmap<'_> {
+        // SAFETY: the bitmaps follow the header in the committed tail of the chunk, written
+        // once when the arena was made, and only accessed atomically afterwards.
+        let words = unsafe {
+            let first = (self as *const Self)
+                .add(1)
+                .cast::<ferroc_base::sync::atomic::AtomicU64>();
+            core::slice::from_raw_parts(first.add(which * self.words), self.words)
+        };
+        Bitmap::new(words, self.slabs)
+    }
+    fn used(&self) -> Bitmap<'_> {
+        self.bitmap(0)
+    }
+    fn committed(&self) -> Bitmap<'_> {
+        self.bitmap(1)
+    }
+    fn dirty(&self) -> Bitmap<'_> {
+        self.bitmap(2)
+    }
+    fn pending(&self) -> Bitmap<'_> {
+        self.bitmap(3)
+    }
+    fn abandoned_bits(&self) -> Bitmap<'_> {
+        self.bitmap(4)
+    }
+
+    fn slab_address(&self, index: usize) -> NonNull<u8> {
+        // SAFETY: `start` is inside the arena's chunk, hence non-null.
+        unsafe { NonNull::new_unchecked((self.start + (index << SLAB_SHIFT)) as *mut u8) }
+    }
+
+    fn index_of(&self, ptr: usize) -> Option<usize> {
+        (ptr >= self.start && ptr < self.start + (self.slabs << SLAB_SHIFT))
+            .then(|| (ptr - self.start) >> SLAB_SHIFT)
+    }
+
+    /// Bytes needed after the slabs for the header and bitmaps of an arena of `slabs` slabs.
+    fn tail_size(slabs: usize) -> usize {
+        size_of::<Self>() + BITMAPS * words_for(slabs) * 8
+    }
+}
+
+/// A run of slabs handed out by [`Arenas::allocate`]; give it back with
+/// [`Arenas::deallocate`]. It is plain data: its owner may store it anywhere, typically in the
+/// first slab's header.
+pub struct Slabs<B: BaseAlloc> {
+    ptr: NonNull<u8>,
+    count: usize,
+    zeroed: bool,
+    source: Source<B>,
+}
+
+enum Source<B: BaseAlloc> {
+    /// Slabs `index..index + count` of the arena at this address.
+    Arena {
+        arena: NonNull<Arena<B>>,
+        index: usize,
+    },
+    /// A chunk straight from the base, for runs larger than any arena.
+    Base(Chunk<B>),
+}
+
+// SAFETY: a run is exclusive ownership of slab memory; the arena pointer is only used to reach
+// atomics, and a base chunk is `Send` when its handle is.
+unsafe impl<B: BaseAlloc> Send for Slabs<B> where B::Handle: Send {}
+
+impl<B: BaseAlloc> Slabs<B> {
+    /// The first byte of the run (aligned as requested).
+    #[inline]
+    pub fn pointer(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Number of slabs.
+    #[inline]
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Size of the run in bytes.
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.count << SLAB_SHIFT
+    }
+
+    /// Whether every byte of the run read zero when it was handed out.
+    #[inline]
+    pub fn is_zeroed(&self) -> bool {
+        self.zeroed
+    }
+
+    /// Whether the run came straight from the base (it is larger than an arena).
+    pub fn is_direct(&self) -> bool {
+        matches!(self.source, Source::Base(_))
+    }
+}
+
+impl<B: BaseAlloc> core::fmt::Debug for Slabs<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Slabs")
+            .field("ptr", &self.ptr)
+            .field("count", &self.count)
+            .field("zeroed", &self.zeroed)
+            .field("direct", &self.is_direct())
+            .finish()
+    }
+}
+
+/// A snapshot of what the arenas hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArenaStats {
+    /// Arenas made so far.
+    pub arenas: usize,
+    /// Bytes of slabs the arenas span (address space).
+    pub reserved: usize,
+    /// Bytes of slabs committed.
+    pub committed: usize,
+    /// Slabs handed out (abandoned ones included).
+    pub slabs_in_use: usize,
+    /// Slabs free but not purged yet.
+    pub pending_purge: usize,
+    /// Slabs abandoned and waiting for a new owner.
+    pub abandoned: usize,
+    /// Direct runs from the base alive.
+    pub direct_runs: usize,
+    /// Bytes of those direct runs.
+    pub direct_bytes: usize,
+}
+
+/// The slab allocator: a set of arenas over one base. `Send + Sync`, const-constructible.
+pub struct Arenas<B: BaseAlloc> {
+    base: B,
+    arenas: [AtomicPtr<Arena<B>>; MAX_ARENAS],
+    abandoned: AtomicUsize,
+    purge_delay_ms: AtomicU64,
+    next_owner: AtomicUsize,
+    direct_runs: AtomicUsize,
+    direct_bytes: AtomicUsize,
+    _owns: PhantomData<Chunk<B>>,
+}
+
+// SAFETY: the arenas' shared state is atomics; the headers they point to live in chunks the
+// `Arenas` owns and only expose atomics. Sharing needs a shareable base and handles.
+unsafe impl<B: BaseAlloc + Sync> Sync for Arenas<B> where B::Handle: Send + Sync {}
+// SAFETY: moving the `Arenas` moves ownership of its chunks.
+unsafe impl<B: BaseAlloc + Send> Send for Arenas<B> where B::Handle: Send {}
+
+/// The default purge delay: 10 ms after the first free slab of a wave.
+pub const DEFAULT_PURGE_DELAY_MS: u64 = 10;
+
+impl<B: BaseAlloc> Arenas<B> {
+    /// Arenas over `base`; no memory is reserved until the first allocation.
+    pub const fn new(base: B) -> Self {
+        Arenas {
+            base,
+            arenas: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_ARENAS],
+            abandoned: AtomicUsize::new(0),
+            purge_delay_ms: AtomicU64::new(DEFAULT_PURGE_DELAY_MS),
+            next_owner: AtomicUsize::new(1),
+            direct_runs: AtomicUsize::new(0),
+            direct_bytes: AtomicUsize::new(0),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The base.
+    pub fn base(&self) -> &B {
+        &self.base
+    }
+
+    /// Sets how long free slabs wait before they are decommitted: `0` purges at once,
+    /// `u64::MAX` never purges except by [`purge`](Self::purge)`(true)`.
+    pub fn set_purge_delay(&self, ms: u64) {
+        self.purge_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// A number no other caller of this `Arenas` gets: the heap uses it to name slab owners.
+    pub fn new_owner_id(&self) -> usize {
+        self.next_owner.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The arenas made so far.
+    fn iter(&self) -> impl Iterator<Item = &Arena<B>> {
+        self.arenas
+            .iter()
+            .map(|slot| slot.load(Ordering::Acquire))
+            .take_while(|p| !p.is_null())
+            // SAFETY: a published arena header lives until the `Arenas` drops.
+            .map(|p| unsafe { &*p })
+    }
+
+    /// Allocates a run of `count` slabs whose address plus `offset` is a multiple of `align`
+    /// (`align` a power of two; `offset` a multiple of the slab size below `count` slabs).
+    /// The run is committed if `commit` is true; it is zeroed if [`Slabs::is_zeroed`] says so.
+    pub fn allocate(
+        &self,
+        count: usize,
+        align: usize,
+        offset: usize,
+        commit: bool,
+    ) -> Result<Slabs<B>, Error<B::Error>> {
+        if count == 0 || !align.is_power_of_two() || !offset.is_multiple_of(SLAB_SIZE) {
+            return Err(Error::TooLarge);
+        }
+        let align = align.max(SLAB_SIZE);
+        // Slabs an arena needs beyond `count` to be sure to find an aligned start.
+        let slack = (align >> SLAB_SHIFT) - 1;
+        let needed = count.checked_add(slack).ok_or(Error::TooLarge)?;
+        if needed > MAX_ARENA_SLABS {
+            return self.allocate_direct(count, align, offset);
+        }
+        for arena in self.iter() {
+            if let Some(run) = self.claim_in(arena, count, align, offset, commit)? {
+                return Ok(run);
+            }
+        }
+        loop {
+            let arena = self.grow(needed)?;
+            if let Some(run) = self.claim_in(arena, count, align, offset, commit)? {
+                return Ok(run);
+            }
+        }
+    }
+
+    /// Tries to claim an aligned run in one arena. `Ok(None)` if it has no room.
+    fn claim_in(
+        &self,
+        arena: &Arena<B>,
+        count: usize,
+        align: usize,
+        offset: usize,
+        commit: bool,
+    ) -> Result<Option<Slabs<B>>, Error<B::Error>> {
+        let step = align >> SLAB_SHIFT;
+        // The first index whose address + offset is aligned.
+        let first = align_up(arena.start + offset, align).ok_or(Error::TooLarge)? - offset;
+        let phase = ((first - arena.start) >> SLAB_SHIFT) % step;
+        let Some(index) = arena.used().claim(count, step, phase) else {
+            return Ok(None);
+        };
+        // The run is ours: it is no longer waiting to be purged.
+        arena.pending().clear(index, count);
+        if commit && !arena.committed().is_set(index, count) {
+            self.commit_run(arena, index, count).inspect_err(|_| {
+                arena.used().release(index, count);
+            })?;
+        }
+        let zeroed = arena.dirty().is_clear(index, count);
+        arena.dirty().set(index, count);
+        Ok(Some(Slabs {
+            ptr: arena.slab_address(index),
+            count,
+            zeroed,
+            source: Source::Arena {
+                arena: NonNull::from(arena),
+                index,
+            },
+        }))
+    }
+
+    /// Commits the uncommitted slabs of an owned run.
+    fn commit_run(
+        &self,
+        arena: &Arena<B>,
+        index: usize,
+        count: usize,
+    ) -> Result<(), Error<B::Error>> {
+        for i in index..index + count {
+            if arena.committed().is_set(i, 1) {
+                continue;
+            }
+            // SAFETY: slab `i` is inside the arena's chunk and owned by us.
+            unsafe { self.base.commit(arena.slab_address(i), SLAB_SIZE) }.map_err(Error::Base)?;
+            arena.committed().set(i, 1);
+        }
+        Ok(())
+    }
+
+    /// Commits every slab of a run that is not committed yet (for owners that allocated it
+    /// uncommitted and now need the memory).
+    pub fn commit(&self, slabs: &Slabs<B>) -> Result<(), Error<B::Error>> {
+        match slabs.source {
+            Source::Arena { arena, index } => {
+                // SAFETY: the arena outlives every run it handed out.
+                let arena = unsafe { arena.as_ref() };
+                self.commit_run(arena, index, slabs.count)
+            }
+            Source::Base(ref chunk) => {
+                // SAFETY: the whole chunk is ours.
+                unsafe { self.base.commit(chunk.pointer(), chunk.layout().size()) }
+                    .map_err(Error::Base)
+            }
+        }
+    }
+
+    /// Serves a run straight from the base.
+    fn allocate_direct(
+        &self,
+        count: usize,
+        align: usize,
+        offset: usize,
+    ) -> Result<Slabs<B>, Error<B::Error>> {
+        let size = count.checked_mul(SLAB_SIZE).ok_or(Error::TooLarge)?;
+        let extra = align - SLAB_SIZE;
+        let layout =
+            Layout::from_size_align(size.checked_add(extra).ok_or(Error::TooLarge)?, SLAB_SIZE)
+                .map_err(|_| Error::TooLarge)?;
+        let chunk = self.base.allocate(layout, true).map_err(Error::Base)?;
+        let base = chunk.pointer().as_ptr() as usize;
+        let start = align_up(base + offset, align).ok_or(Error::TooLarge)? - offset;
+        self.direct_runs.fetch_add(1, Ordering::Relaxed);
+        self.direct_bytes
+            .fetch_add(chunk.layout().size(), Ordering::Relaxed);
+        Ok(Slabs {
+            // SAFETY: `start` lies inside the chunk (at most `extra` bytes past its start).
+            ptr: unsafe { NonNull::new_unchecked(start as *mut u8) },
+            count,
+            zeroed: chunk.is_zeroed(),
+            source: Source::Base(chunk),
+        })
+    }
+
+    /// Gives a run back. Its slabs are purged once the purge delay has passed.
+    pub fn deallocate(&self, slabs: Slabs<B>) {
+        match slabs.source {
+            Source::Base(chunk) => {
+                self.direct_runs.fetch_sub(1, Ordering::Relaxed);
+                self.direct_bytes
+                    .fetch_sub(chunk.layout().size(), Ordering::Relaxed);
+                drop(chunk);
+            }
+            Source::Arena { arena, index } => {
+                // SAFETY: the arena outlives every run it handed out.
+                let arena = unsafe { arena.as_ref() };
+                let delay = self.purge_delay_ms.load(Ordering::Relaxed);
+                if delay == 0 {
+                    self.purge_run(arena, index, slabs.count);
+                    arena.used().release(index, slabs.count);
+                    return;
+                }
+                arena.pending().set(index, slabs.count);
+                arena.used().release(index, slabs.count);
+                if let Some(now) = self.base.now_ms() {
+                    let at = now.saturating_add(delay).max(1);
+                    let _ = arena.purge_at.compare_exchange(
+                        0,
+                        at,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    self.purge_due(now);
+                }
+            }
+        }
+    }
+
+    /// Decommits an owned run and records that it is no longer committed (and zeroed, if the
+    /// base says so).
+    fn purge_run(&self, arena: &Arena<B>, index: usize, count: usize) {
+        // SAFETY: the run is inside the arena and owned by us; nothing reads its contents.
+        let zeroed = unsafe {
+            self.base
+                .decommit(arena.slab_address(index), count << SLAB_SHIFT)
+        };
+        arena.committed().clear(index, count);
+        arena.pending().clear(index, count);
+        if zeroed {
+            arena.dirty().clear(index, count);
+        }
+    }
+
+    /// Purges the arenas whose delay has passed at time `now`.
+    fn purge_due(&self, now: u64) {
+        for arena in self.iter() {
+            let at = arena.purge_at.load(Ordering::Relaxed);
+            if at != 0
+                && now >= at
+                && arena
+                    .purge_at
+                    .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.purge_arena(arena);
+            }
+        }
+    }
+
+    /// Decommits every pending slab of an arena that nobody has claimed meanwhile.
+    fn purge_arena(&self, arena: &Arena<B>) {
+        let pending = arena.pending();
+        let mut i = 0;
+        while i < arena.slabs {
+            if pending.is_set(i, 1) && arena.used().try_claim_at(i, 1) {
+                // Ours now; it may have been reused and released again, which only re-marks it.
+                if pending.is_set(i, 1) {
+                    self.purge_run(arena, i, 1);
+                }
+                arena.used().release(i, 1);
+            }
+            i += 1;
+        }
+    }
+
+    /// Decommits free slabs: all of them if `force`, else those whose delay has passed.
+    /// Returns whether anything was pending.
+    pub fn purge(&self, force: bool) -> bool {
+        let mut any = false;
+        for arena in self.iter() {
+            any |= arena.pending().count_set() != 0;
+            if force {
+                arena.purge_at.store(0, Ordering::Relaxed);
+                self.purge_arena(arena);
+            }
+        }
+        if !force && let Some(now) = self.base.now_ms() {
+            self.purge_due(now);
+        }
+        any
+    }
+
+    /// Makes and publishes a new arena able to hold `needed` slabs.
+    fn grow(&self, needed: usize) -> Result<&Arena<B>, Error<B::Error>> {
+        let made = self.iter().count();
+        if made >= MAX_ARENAS {
+            return Err(Error::Exhausted);
+        }
+        let mut slabs = (MIN_ARENA_SLABS << made.min(16)).clamp(needed, MAX_ARENA_SLABS);
+        let page = self.base.page_size();
+        let chunk = loop {
+            let size = (slabs << SLAB_SHIFT)
+                + align_up(Arena::<B>::tail_size(slabs), page).ok_or(Error::TooLarge)?;
+            let layout = Layout::from_size_align(size, SLAB_SIZE).map_err(|_| Error::TooLarge)?;
+            match self.base.allocate(layout, false) {
+                Ok(chunk) => break chunk,
+                Err(e) if slabs / 2 < needed => return Err(Error::Base(e)),
+                Err(_) => slabs /= 2,
+            }
+        };
+        let arena = self.make_arena(chunk, Some(slabs))?;
+        self.publish(arena)
+    }
+
+    /// Lays an arena out over `chunk` (with `slabs` slabs, or as many as fit).
+    fn make_arena(
+        &self,
+        chunk: Chunk<B>,
+        slabs: Option<usize>,
+    ) -> Result<NonNull<Arena<B>>, Error<B::Error>> {
+        let begin = chunk.pointer().as_ptr() as usize;
+        let end = begin + chunk.layout().size();
+        let start = align_up(begin, SLAB_SIZE).ok_or(Error::ChunkTooSmall)?;
+        let fit = |n: usize| start + (n << SLAB_SHIFT) + Arena::<B>::tail_size(n) <= end;
+        let slabs = match slabs {
+            Some(n) => n,
+            None => {
+                let mut n = (end.saturating_sub(start) >> SLAB_SHIFT).min(MAX_ARENA_SLABS);
+                while n > 0 && !fit(n) {
+                    n -= 1;
+                }
+                n
+            }
+        };
+        if slabs == 0 || !fit(slabs) {
+            return Err(Error::ChunkTooSmall);
+        }
+        let header = start + (slabs << SLAB_SHIFT);
+        let page = self.base.page_size();
+        let commit_from = header & !(page - 1);
+        let commit_to = align_up(header + Arena::<B>::tail_size(slabs), page)
+            .ok_or(Error::TooLarge)?
+            .min(end);
+        // SAFETY: the header pages lie inside the chunk, past the slabs.
+        unsafe {
+            self.base.commit(
+                NonNull::new_unchecked(commit_from as *mut u8),
+                commit_to - commit_from,
+            )
+        }
+        .map_err(Error::Base)?;
+        let zeroed = chunk.is_zeroed();
+        let words = words_for(slabs);
+        let arena = header as *mut Arena<B>;
+        // SAFETY: the header and its bitmaps fit in the committed tail (checked by `fit`), are
+        // suitably aligned (slab-aligned address), and nothing else uses that memory.
+        unsafe {
+            arena.write(Arena {
+                chunk,
+                start,
+                slabs,
+                words,
+                purge_at: AtomicU64::new(0),
+            });
+            let bits = arena.add(1).cast::<u64>();
+            for w in 0..BITMAPS * words {
+                bits.add(w).write(0);
+            }
+            if !zeroed {
+                (*arena).dirty().set(0, slabs);
+            }
+            Ok(NonNull::new_unchecked(arena))
+        }
+    }
+
+    /// Puts an arena in the first free slot, or gives its chunk back if there is none.
+    fn publish(&self, arena: NonNull<Arena<B>>) -> Result<&Arena<B>, Error<B::Error>> {
+        for slot in &self.arenas {
+            if slot
+                .compare_exchange(
+                    ptr::null_mut(),
+                    arena.as_ptr(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                // SAFETY: published; lives until the `Arenas` drops.
+                return Ok(unsafe { arena.as_ref() });
+            }
+        }
+        // SAFETY: never published, so ours alone: move the chunk out and release it.
+        drop(unsafe { ptr::read(&arena.as_ref().chunk) });
+        Err(Error::Exhausted)
+    }
+
+    /// Adds user memory (from a `Static`, or any chunk) as an extra arena: as many whole slabs
+    /// as fit after aligning its start, with the arena header in its tail.
+    pub fn manage(&self, chunk: Chunk<B>) -> Result<(), Error<B::Error>> {
+        let arena = self.make_arena(chunk, None)?;
+        self.publish(arena).map(|_| ())
+    }
+
+    /// The arena holding `ptr` and the slab index, if any.
+    fn locate(&self, ptr: NonNull<u8>) -> Option<(&Arena<B>, usize)> {
+        let addr = ptr.as_ptr() as usize;
+        self.iter().find_map(|a| a.index_of(addr).map(|i| (a, i)))
+    }
+
+    fn abandoned_set<'a>(&'a self, arena: &'a Arena<B>) -> AbandonedSet<'a> {
+        AbandonedSet::new(arena.abandoned_bits(), &self.abandoned)
+    }
+
+    /// Abandons the single-slab run `slabs`: its owner is gone but it still holds live data.
+    /// The run stays allocated; [`reclaim`](Self::reclaim) hands it to a new owner. Returns the
+    /// run back if it cannot be abandoned (a multi-slab or direct run).
+    pub fn abandon(&self, slabs: Slabs<B>) -> Result<(), Slabs<B>> {
+        match slabs.source {
+            Source::Arena { arena, index } if slabs.count == 1 => {
+                // SAFETY: the arena outlives its runs.
+                let arena = unsafe { arena.as_ref() };
+                self.abandoned_set(arena).abandon(index);
+                Ok(())
+            }
+            _ => Err(slabs),
+        }
+    }
+
+    /// Takes an abandoned slab, returning its run to the new owner.
+    pub fn reclaim(&self) -> Option<Slabs<B>> {
+        if self.abandoned.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.iter().find_map(|arena| {
+            let index = self.abandoned_set(arena).reclaim()?;
+            Some(Slabs {
+                ptr: arena.slab_address(index),
+                count: 1,
+                zeroed: false,
+                source: Source::Arena {
+                    arena: NonNull::from(arena),
+                    index,
+                },
+            })
+        })
+    }
+
+    /// Takes the abandoned slab at `ptr`, if it is one.
+    pub fn reclaim_at(&self, ptr: NonNull<u8>) -> Option<Slabs<B>> {
+        let (arena, index) = self.locate(ptr)?;
+        self.abandoned_set(arena).reclaim_at(index).then(|| Slabs {
+            ptr: arena.slab_address(index),
+            count: 1,
+            zeroed: false,
+            source: Source::Arena {
+                arena: NonNull::from(arena),
+                index,
+            },
+        })
+    }
+
+    /// How many slabs are abandoned (a hint).
+    pub fn abandoned_count(&self) -> usize {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of the arenas' state.
+    pub fn stats(&self) -> ArenaStats {
+        let mut s = ArenaStats {
+            direct_runs: self.direct_runs.load(Ordering::Relaxed),
+            direct_bytes: self.direct_bytes.load(Ordering::Relaxed),
+            ..ArenaStats::default()
+        };
+        for a in self.iter() {
+            s.arenas += 1;
+            s.reserved += a.slabs << SLAB_SHIFT;
+            s.committed += a.committed().count_set() << SLAB_SHIFT;
+            s.slabs_in_use += a.used().count_set();
+            s.pending_purge += a.pending().count_set();
+            s.abandoned += a.abandoned_bits().count_set();
+        }
+        s
+    }
+}
+
+impl<B: BaseAlloc> Drop for Arenas<B> {
+    fn drop(&mut self) {
+        for slot in &mut self.arenas {
+            let p = *slot.get_mut();
+            if !p.is_null() {
+                // SAFETY: we own the arena; the chunk is moved out of its header once and then
+                // released, which takes the header with it.
+                drop(unsafe { ptr::read(&(*p).chunk) });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroc_base::Mmap;
+
+    #[test]
+    fn slabs_are_aligned_disjoint_and_reused() {
+        let arenas = Arenas::new(Mmap);
+        let a = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+        let b = arenas.allocate(3, SLAB_SIZE, 0, true).unwrap();
+        assert_eq!(a.pointer().as_ptr() as usize % SLAB_SIZE, 0);
+        assert!(a.is_zeroed() && b.is_zeroed());
+        assert!(a.pointer().as_ptr() as usize + SLAB_SIZE <= b.pointer().as_ptr() as usize);
+        // SAFETY: the slab is ours and committed.
+        unsafe { a.pointer().as_ptr().write(1) };
+        let pa = a.pointer();
+        arenas.deallocate(a);
+        let c = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+        assert_eq!(c.pointer(), pa);
+        assert!(!c.is_zeroed(), "reused before purge: not zeroed");
+        arenas.deallocate(c);
+        assert!(arenas.purge(true));
+        let d = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+        assert_eq!(d.pointer(), pa);
+        assert!(d.is_zeroed(), "purged with MADV_DONTNEED: zeroed again");
+        // SAFETY: the slab is ours and committed.
+        let first = unsafe { *d.pointer().as_ptr() };
+        assert_eq!(first, 0);
+        arenas.deallocate(d);
+        arenas.deallocate(b);
+        assert_eq!(arenas.stats().slabs_in_use, 0);
+    }
+
+    #[test]
+    fn aligned_runs_with_offset() {
+        let arenas = Arenas::new(Mmap);
+        for align_shift in [SLAB_SHIFT + 1, SLAB_SHIFT + 3, 30] {
+            let align = 1usize << align_shift;
+            let r = arenas.allocate(2, align, SLAB_SIZE, true).unwrap();
+            assert_eq!(
+                (r.pointer().as_ptr() as usize + SLAB_SIZE) % align,
+                0,
+                "{r:?}"
+            );
+            arenas.deallocate(r);
+        }
+        let huge = arenas
+            .allocate(MAX_ARENA_SLABS + 1, SLAB_SIZE, 0, true)
+            .unwrap();
+        assert!(huge.is_direct());
+        assert_eq!(arenas.stats().direct_runs, 1);
+        arenas.deallocate(huge);
+        assert_eq!(arenas.stats().direct_runs, 0);
+    }
+
+    #[test]
+    fn abandon_and_reclaim() {
+        let arenas = Arenas::new(Mmap);
+        let a = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+        let p = a.pointer();
+        assert!(arenas.abandon(a).is_ok());
+        assert_eq!(arenas.abandoned_count(), 1);
+        let r = arenas.reclaim().unwrap();
+        assert_eq!(r.pointer(), p);
+        assert!(arenas.reclaim().is_none());
+        arenas.abandon(r).unwrap();
+        let r = arenas.reclaim_at(p).unwrap();
+        arenas.deallocate(r);
+        let multi = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
+        let multi = arenas.abandon(multi).unwrap_err();
+        arenas.deallocate(multi);
+    }
+}

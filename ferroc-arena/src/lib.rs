@@ -1,0 +1,75 @@
+//! # ferroc-arena: slabs out of arenas
+//!
+//! The second layer of Ferroc. An [`Arenas`] owns a base ([`BaseAlloc`]) and hands out
+//! **slabs**: `SLAB_SIZE`-aligned blocks of `SLAB_SIZE` bytes (default 4 MiB), alone or as
+//! contiguous runs, which the heap above cuts into shards and blocks.
+//!
+//! ## Glossary
+//! - **arena**: a large chunk from the base (the first 64 MiB, each new one twice the last, up
+//!   to 4 GiB) cut into slabs, with a small header *after* its last slab that holds the arena's
+//!   bitmaps. User memory given to [`Arenas::manage`] becomes an arena too.
+//! - **slab run** ([`Slabs`]): what [`Arenas::allocate`] returns; the owner keeps it (the heap
+//!   stores it in the slab's own header) and gives it back with [`Arenas::deallocate`]. Runs
+//!   larger than the largest arena come straight from the base and carry their chunk.
+//! - **used / committed / dirty / pending / abandoned**: the five bitmaps of an arena, one bit
+//!   per slab: the slab belongs to someone; its memory is committed; it was handed out since it
+//!   last read zero; it is free but not purged yet; it was abandoned by a dead owner and waits
+//!   to be reclaimed.
+//! - **purge**: decommitting free slabs. A released slab is only marked *pending*; purging
+//!   happens once the purge delay ([`Arenas::set_purge_delay`]) has passed since the first
+//!   pending release, so memory goes back to the OS without a decommit/commit storm when a
+//!   program frees and allocates in waves.
+//!
+//! ## Invariants
+//! - A slab is owned by at most one party: whoever set its *used* bit (see
+//!   [`ferroc_base::bitmap`]). Its *committed*, *dirty* and *pending* bits are only changed by
+//!   its owner, so they never race for the same slab.
+//! - The purger owns a slab while it decommits it: it claims the *used* bit first.
+//! - A run is reported zeroed only if no slab of it is dirty and the base said so.
+//! - An abandoned slab keeps its *used* bit; taking its *abandoned* bit (one CAS) is what
+//!   transfers ownership, so each abandoned slab is reclaimed by exactly one thread.
+//! - Nothing panics or aborts on exhaustion: every failure is an [`Error`].
+//!
+//! ## What it owns
+//! The base, the arenas' chunks (released when the `Arenas` is dropped), the slab bitmaps, the
+//! purge clock, and the set of abandoned slabs. It knows nothing of what is inside a slab.
+#![no_std]
+
+#[cfg(any(test, ferroc_loom))]
+extern crate std;
+
+pub mod abandoned;
+pub mod sizes;
+
+#[cfg(not(ferroc_loom))]
+mod arenas;
+#[cfg(not(ferroc_loom))]
+pub use arenas::{ArenaStats, Arenas, Slabs};
+
+pub use ferroc_base::{BaseAlloc, Chunk};
+
+use core::fmt;
+
+/// Why the arenas could not serve a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error<E> {
+    /// The base failed to allocate or commit.
+    Base(E),
+    /// The request cannot be represented (size or alignment overflow).
+    TooLarge,
+    /// Every arena slot is taken and the request does not fit in the existing arenas.
+    Exhausted,
+    /// A chunk given to [`Arenas::manage`] cannot hold a single slab.
+    ChunkTooSmall,
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Base(e) => write!(f, "base allocation failed: {e}"),
+            Error::TooLarge => f.write_str("request too large"),
+            Error::Exhausted => f.write_str("arenas exhausted"),
+            Error::ChunkTooSmall => f.write_str("chunk too small to hold a slab"),
+        }
+    }
+}

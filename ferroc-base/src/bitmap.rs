@@ -1,0 +1,369 @@
+//! A lock-free bitmap of fixed length whose runs of bits are claimed and released atomically.
+//!
+//! Used by [`Static`](crate::Static) for its units and by `ferroc-arena` for slabs and abandoned
+//! slabs. A set bit means "taken".
+//!
+//! # Invariant
+//! A run returned by [`Bitmap::claim`] had every bit clear just before this thread set them, and
+//! no other thread can own any bit of it until [`Bitmap::release`] clears it: every bit is set by
+//! a compare-and-swap that checks it was clear, so two claims never overlap.
+//!
+//! A run that spans several words is claimed word by word, lowest first; if a later word has a
+//! bit taken meanwhile, the words already set are rolled back and the search goes on. While that
+//! happens another thread may see the rolled-back bits as taken and skip them; `claim` therefore
+//! scans again when it met contention before reporting "no space".
+//!
+//! # Orderings
+//! - A successful claim CAS is `Acquire`: it synchronises with the `Release` of the thread that
+//!   released those bits, so whatever that thread wrote into the memory the bits stand for
+//!   happens-before the new owner's use of it.
+//! - [`Bitmap::release`] is a `Release` `fetch_and` for the same reason, seen from the other side.
+//! - The scan that looks for candidate runs uses `Relaxed` loads: it only guides the CAS, which
+//!   re-checks every bit it takes.
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+
+/// Bits per word of a bitmap.
+pub const WORD_BITS: usize = 64;
+
+/// Number of 64-bit words needed for `bits` bits.
+#[inline]
+pub const fn words_for(bits: usize) -> usize {
+    bits.div_ceil(WORD_BITS)
+}
+
+/// A bitmap of `len` bits over a slice of atomic words.
+#[derive(Clone, Copy)]
+pub struct Bitmap<'a> {
+    words: &'a [AtomicU64],
+    len: usize,
+}
+
+/// Mask of the bits `[start, start + count)` inside one word; `start + count <= 64`.
+#[inline]
+fn mask(start: usize, count: usize) -> u64 {
+    debug_assert!(start + count <= WORD_BITS && count > 0);
+    let ones = if count == WORD_BITS {
+        u64::MAX
+    } else {
+        (1u64 << count) - 1
+    };
+    ones << start
+}
+
+/// Splits the run `[start, start + count)` into `(word index, mask)` pieces.
+fn pieces(start: usize, count: usize) -> impl Iterator<Item = (usize, u64)> {
+    let end = start + count;
+    let mut pos = start;
+    core::iter::from_fn(move || {
+        if pos >= end {
+            return None;
+        }
+        let word = pos / WORD_BITS;
+        let bit = pos % WORD_BITS;
+        let n = (WORD_BITS - bit).min(end - pos);
+        pos += n;
+        Some((word, mask(bit, n)))
+    })
+}
+
+impl<'a> Bitmap<'a> {
+    /// A bitmap of `len` bits over `words`, which must hold at least [`words_for`]`(len)` words.
+    /// Bits at `len` and past it are never claimed, whatever their value.
+    pub fn new(words: &'a [AtomicU64], len: usize) -> Self {
+        assert!(words.len() >= words_for(len), "bitmap words too short");
+        Bitmap { words, len }
+    }
+
+    /// Number of bits.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the bitmap has no bits at all.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first set bit of `[start, start + count)` in a relaxed snapshot, if any.
+    fn first_set(&self, start: usize, count: usize) -> Option<usize> {
+        pieces(start, count).find_map(|(w, m)| {
+            let hit = self.words[w].load(Ordering::Relaxed) & m;
+            (hit != 0).then(|| w * WORD_BITS + hit.trailing_zeros() as usize)
+        })
+    }
+
+    /// Whether every bit of `[start, start + count)` is clear (a relaxed snapshot).
+    pub fn is_clear(&self, start: usize, count: usize) -> bool {
+        self.first_set(start, count).is_none()
+    }
+
+    /// Whether every bit of `[start, start + count)` is set (a relaxed snapshot).
+    pub fn is_set(&self, start: usize, count: usize) -> bool {
+        pieces(start, count).all(|(w, m)| self.words[w].load(Ordering::Relaxed) & m == m)
+    }
+
+    /// Number of set bits (a relaxed snapshot).
+    pub fn count_set(&self) -> usize {
+        pieces(0, self.len)
+            .map(|(w, m)| (self.words[w].load(Ordering::Relaxed) & m).count_ones() as usize)
+            .sum()
+    }
+
+    /// Tries to set every bit of `[start, start + count)`, all of which must be clear. On
+    /// failure nothing is left set.
+    pub fn try_claim_at(&self, start: usize, count: usize) -> bool {
+        if count == 0 || start + count > self.len {
+            return false;
+        }
+        for (done, (w, m)) in pieces(start, count).enumerate() {
+            if !self.claim_word(w, m) {
+                // Roll back the words already taken.
+                for (w, m) in pieces(start, count).take(done) {
+                    self.words[w].fetch_and(!m, Ordering::Release);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sets the bits `m` of word `w` if all are clear.
+    #[inline]
+    fn claim_word(&self, w: usize, m: u64) -> bool {
+        let word = &self.words[w];
+        let mut cur = word.load(Ordering::Relaxed);
+        loop {
+            if cur & m != 0 {
+                return false;
+            }
+            match word.compare_exchange_weak(cur, cur | m, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Claims a run of `count` clear bits whose first index `i` satisfies `i % step == phase`,
+    /// searching from the lowest index. Returns `i`, or `None` when no such run is free.
+    pub fn claim(&self, count: usize, step: usize, phase: usize) -> Option<usize> {
+        debug_assert!(step > 0 && phase < step);
+        if count == 0 || count > self.len {
+            return None;
+        }
+        // Two full passes: the second only if the first met contention (see the module docs).
+        for _ in 0..2 {
+            let mut contended = false;
+            let mut i = phase;
+            while i + count <= self.len {
+                match self.first_set(i, count) {
+                    Some(taken) => i = next_candidate(taken + 1, step, phase),
+                    None if self.try_claim_at(i, count) => return Some(i),
+                    None => contended = true,
+                }
+            }
+            if !contended {
+                break;
+            }
+        }
+        None
+    }
+
+    /// Clears every bit of `[start, start + count)`; each must be set (owned by the caller).
+    pub fn release(&self, start: usize, count: usize) {
+        debug_assert!(start + count <= self.len);
+        debug_assert!(self.is_set(start, count), "releasing bits that are not set");
+        for (w, m) in pieces(start, count) {
+            self.words[w].fetch_and(!m, Ordering::Release);
+        }
+    }
+
+    /// Sets every bit of `[start, start + count)` whatever their state (for bitmaps whose bits
+    /// are flags, not ownership, like "dirty").
+    pub fn set(&self, start: usize, count: usize) {
+        for (w, m) in pieces(start, count) {
+            self.words[w].fetch_or(m, Ordering::Release);
+        }
+    }
+
+    /// Clears every bit of `[start, start + count)` whatever their state.
+    pub fn clear(&self, start: usize, count: usize) {
+        for (w, m) in pieces(start, count) {
+            self.words[w].fetch_and(!m, Ordering::Release);
+        }
+    }
+
+    /// Atomically takes one set bit of `[start, start+count)`, clearing it: the bit index
+    /// returned belongs to the caller alone. Used where a set bit marks an item waiting to be
+    /// taken (an abandoned slab).
+    pub fn take_one(&self, start: usize, count: usize) -> Option<usize> {
+        for (w, m) in pieces(start, count) {
+            let word = &self.words[w];
+            let mut cur = word.load(Ordering::Relaxed);
+            while cur & m != 0 {
+                let bit = (cur & m).trailing_zeros();
+                let new = cur & !(1u64 << bit);
+                match word.compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => return Some(w * WORD_BITS + bit as usize),
+                    Err(actual) => cur = actual,
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The least `i >= from` with `i % step == phase`.
+#[inline]
+fn next_candidate(from: usize, step: usize, phase: usize) -> usize {
+    let rem = from % step;
+    if rem <= phase {
+        from - rem + phase
+    } else {
+        from - rem + step + phase
+    }
+}
+
+#[cfg(all(test, not(ferroc_loom)))]
+mod tests {
+    use super::*;
+    use std::prelude::rust_2024::*;
+
+    fn words(n: usize) -> Vec<AtomicU64> {
+        (0..n).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    #[test]
+    fn next_candidate_respects_phase() {
+        assert_eq!(next_candidate(0, 4, 1), 1);
+        assert_eq!(next_candidate(2, 4, 1), 5);
+        assert_eq!(next_candidate(5, 4, 1), 5);
+        assert_eq!(next_candidate(7, 1, 0), 7);
+    }
+
+    #[test]
+    fn runs_crossing_words() {
+        let w = words(4);
+        let b = Bitmap::new(&w, 200);
+        assert_eq!(b.claim(60, 1, 0), Some(0));
+        // 70 bits cannot fit in the 4 left in word 0, so they start at 60 and cross into word 1.
+        assert_eq!(b.claim(70, 1, 0), Some(60));
+        assert!(b.is_set(0, 130));
+        assert_eq!(b.claim(64, 1, 0), Some(130));
+        assert_eq!(b.claim(7, 1, 0), None);
+        assert_eq!(b.claim(6, 1, 0), Some(194));
+        b.release(60, 70);
+        assert!(b.is_clear(60, 70));
+        assert_eq!(b.claim(65, 1, 0), Some(60));
+        assert_eq!(b.count_set(), 60 + 65 + 64 + 6);
+    }
+
+    #[test]
+    fn runs_of_whole_words() {
+        let w = words(3);
+        let b = Bitmap::new(&w, 192);
+        assert_eq!(b.claim(64, 1, 0), Some(0));
+        assert_eq!(b.claim(128, 1, 0), Some(64));
+        assert_eq!(b.claim(1, 1, 0), None);
+        b.release(0, 192);
+        assert_eq!(b.claim(192, 1, 0), Some(0));
+    }
+
+    #[test]
+    fn aligned_runs_use_phase() {
+        let w = words(2);
+        let b = Bitmap::new(&w, 100);
+        assert_eq!(b.claim(1, 1, 0), Some(0));
+        assert_eq!(b.claim(3, 8, 7), Some(7));
+        assert_eq!(b.claim(3, 8, 7), Some(15));
+        assert_eq!(b.claim(2, 32, 0), Some(32));
+    }
+
+    #[test]
+    fn never_claims_past_len() {
+        let w = words(1);
+        let b = Bitmap::new(&w, 10);
+        assert_eq!(b.claim(11, 1, 0), None);
+        assert_eq!(b.claim(10, 1, 0), Some(0));
+        assert_eq!(b.claim(1, 1, 0), None);
+        assert!(!b.try_claim_at(9, 2));
+    }
+
+    #[test]
+    fn take_one_clears_a_set_bit() {
+        let w = words(2);
+        let b = Bitmap::new(&w, 128);
+        b.set(70, 1);
+        b.set(3, 1);
+        assert_eq!(b.take_one(0, 128), Some(3));
+        assert_eq!(b.take_one(0, 128), Some(70));
+        assert_eq!(b.take_one(0, 128), None);
+    }
+
+    #[test]
+    fn concurrent_claims_never_overlap() {
+        let w = words(16);
+        let b = Bitmap::new(&w, 1000);
+        let owner: Vec<AtomicU64> = (0..1000).map(|_| AtomicU64::new(0)).collect();
+        std::thread::scope(|s| {
+            for t in 1..=8u64 {
+                let (b, owner) = (&b, &owner);
+                s.spawn(move || {
+                    for round in 0..300usize {
+                        let n = 1 + (round * 7 + t as usize) % 70;
+                        if let Some(i) = b.claim(n, 1, 0) {
+                            for o in &owner[i..i + n] {
+                                assert_eq!(o.swap(t, Ordering::Relaxed), 0, "overlap");
+                            }
+                            for o in &owner[i..i + n] {
+                                assert_eq!(o.swap(0, Ordering::Relaxed), t, "overlap");
+                            }
+                            b.release(i, n);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(b.count_set(), 0);
+    }
+}
+
+#[cfg(all(test, ferroc_loom))]
+mod loom_tests {
+    use super::*;
+    use std::prelude::rust_2024::*;
+
+    /// Two threads claim overlapping runs that cross a word boundary while a third releases a
+    /// run it owns; no bit is ever owned twice and releases are seen.
+    #[test]
+    fn loom_bitmap_claim_release() {
+        crate::loom_model("bitmap_claim_release", || {
+            use loom::sync::Arc;
+            let words: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+            // Pre-claim bits 62..64 so the third thread has something to release.
+            words[0].store(0b11 << 62, Ordering::Relaxed);
+            let mut handles = Vec::new();
+            for _ in 0..2 {
+                let words = words.clone();
+                handles.push(loom::thread::spawn(move || {
+                    let b = Bitmap::new(&words[..], 68);
+                    b.claim(4, 1, 0)
+                }));
+            }
+            let releaser = {
+                let words = words.clone();
+                loom::thread::spawn(move || Bitmap::new(&words[..], 68).release(62, 2))
+            };
+            let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            releaser.join().unwrap();
+            let b = Bitmap::new(&words[..], 68);
+            let runs: Vec<usize> = got.iter().flatten().copied().collect();
+            // Both threads found room (there are 68 bits) and their runs are disjoint.
+            assert_eq!(runs.len(), 2, "{got:?}");
+            assert!(runs[0] + 4 <= runs[1] || runs[1] + 4 <= runs[0], "{runs:?}");
+            assert_eq!(b.count_set(), 8);
+        });
+    }
+}

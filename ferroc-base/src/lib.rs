@@ -1,0 +1,229 @@
+//! # ferroc-base: where Ferroc's memory comes from
+//!
+//! The lowest layer of Ferroc. Everything above it asks a [`BaseAlloc`] for large aligned
+//! [`Chunk`]s and never talks to the operating system itself; all OS calls of the allocator
+//! live in this crate.
+//!
+//! ## Glossary
+//! - **base**: a source of chunks, implementing [`BaseAlloc`]: [`Mmap`] (the OS, feature
+//!   `base-mmap`), [`Static`] (a fixed region, feature `base-static`), or the fault-injecting
+//!   [`testing::Failing`] (feature `testing`).
+//! - **chunk**: an owned, aligned, contiguous region from a base ([`Chunk`]); dropping it gives
+//!   it back. The arenas above carve chunks into slabs.
+//! - **commit / decommit**: making a sub-range of a chunk usable / telling the base its contents
+//!   are no longer needed so the physical memory can go back. Decommitted memory stays inside
+//!   the chunk and may be committed again.
+//! - **page size**: the base's commit granularity, read at run time (4, 16 and 64 KiB pages all
+//!   exist; nothing here assumes 4096).
+//! - **bitmap**: the lock-free [`bitmap::Bitmap`] of claimable runs, shared by [`Static`] and
+//!   the arenas.
+//!
+//! ## Invariants
+//! - A chunk is aligned to at least its layout's alignment, holds at least its layout's size,
+//!   and does not overlap any other live chunk of the same base.
+//! - A chunk reports [`Chunk::is_zeroed`] only if every byte of it read zero when handed out.
+//! - No function here panics on a failed OS call or a full region: failures are typed errors.
+//! - [`Mmap`] leaves `errno` as it found it.
+//!
+//! ## What it owns
+//! The OS calls (`mmap`, `munmap`, `madvise`, `sysconf`, `clock_gettime`), the fixed-region
+//! bookkeeping of [`Static`], and the loom switch ([`sync`]) used by every lock-free structure.
+#![no_std]
+
+#[cfg(any(feature = "std", ferroc_loom, test))]
+extern crate std;
+
+pub mod bitmap;
+pub mod sync;
+
+#[cfg(all(feature = "base-mmap", not(ferroc_loom)))]
+mod mmap;
+#[cfg(all(feature = "base-mmap", not(ferroc_loom)))]
+pub use mmap::{Mmap, MmapError};
+
+#[cfg(all(feature = "base-static", not(ferroc_loom)))]
+mod static_region;
+#[cfg(all(feature = "base-static", not(ferroc_loom)))]
+pub use static_region::{Static, StaticError, StaticMemory};
+
+#[cfg(all(feature = "testing", not(ferroc_loom)))]
+pub mod testing;
+
+use core::{alloc::Layout, fmt, mem::ManuallyDrop, ptr::NonNull};
+
+/// A source of large, aligned chunks of memory.
+///
+/// # Safety
+///
+/// An implementor guarantees that:
+/// - [`allocate`](Self::allocate) returns a chunk whose pointer is aligned to at least
+///   `layout.align()`, that spans at least `layout.size()` bytes which are readable and writable
+///   once committed (all of them when `commit` was true), and that overlaps no other chunk
+///   alive from the same base;
+/// - a chunk reports itself zeroed only if every byte reads zero;
+/// - the memory stays valid until [`deallocate`](Self::deallocate) is called on the chunk, and
+///   nothing else touches it meanwhile;
+/// - [`commit`](Self::commit) on a sub-range of a live chunk makes it readable and writable, and
+///   [`decommit`](Self::decommit) keeps the range inside the chunk (it may be committed again)
+///   and returns `true` only if the range will read zero afterwards;
+/// - [`page_size`](Self::page_size) is a power of two that never changes while chunks live;
+/// - none of the methods panics or unwinds.
+pub unsafe trait BaseAlloc: Sized {
+    /// What the base keeps with each chunk to release it later.
+    type Handle: Copy;
+    /// Why an allocation or a commit failed.
+    type Error: fmt::Debug + fmt::Display;
+
+    /// The commit granularity in bytes, a power of two read at run time.
+    fn page_size(&self) -> usize;
+
+    /// Allocates a chunk for `layout`; if `commit` is true the whole chunk is usable at once.
+    fn allocate(&self, layout: Layout, commit: bool) -> Result<Chunk<Self>, Self::Error>;
+
+    /// Gives a chunk's memory back.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` came from this base, is released only once (this is called by `Chunk`'s drop),
+    /// and nothing uses its memory afterwards.
+    unsafe fn deallocate(chunk: &mut Chunk<Self>);
+
+    /// Makes `[ptr, ptr + len)` readable and writable.
+    ///
+    /// # Safety
+    ///
+    /// The range lies inside a live chunk of this base and is page-aligned.
+    unsafe fn commit(&self, ptr: NonNull<u8>, len: usize) -> Result<(), Self::Error>;
+
+    /// Tells the base the contents of `[ptr, ptr + len)` are no longer needed. Returns whether
+    /// the range reads zero from now on.
+    ///
+    /// # Safety
+    ///
+    /// The range lies inside a live chunk of this base, is page-aligned, and nothing reads the
+    /// old contents afterwards.
+    unsafe fn decommit(&self, ptr: NonNull<u8>, len: usize) -> bool;
+
+    /// A monotonic clock in milliseconds, if the base has one. Time-based purging of free
+    /// memory is only done when it has; without one, memory is purged by explicit collects.
+    fn now_ms(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// An owned, aligned region of memory from a base; dropping it gives the memory back.
+pub struct Chunk<B: BaseAlloc> {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    zeroed: bool,
+    handle: B::Handle,
+}
+
+// SAFETY: a chunk is a unique owner of plain memory; moving it to another thread moves that
+// ownership, and the handle is only used to release the memory.
+unsafe impl<B: BaseAlloc> Send for Chunk<B> where B::Handle: Send {}
+// SAFETY: `&Chunk` only gives out the pointer and layout, which are plain values.
+unsafe impl<B: BaseAlloc> Sync for Chunk<B> where B::Handle: Sync {}
+
+impl<B: BaseAlloc> Chunk<B> {
+    /// Wraps memory a base has just allocated.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` and `layout` describe memory that satisfies the guarantees of [`BaseAlloc`] for
+    /// `B`, `zeroed` is true only if every byte reads zero, and `B::deallocate` with `handle`
+    /// releases it.
+    pub unsafe fn new(ptr: NonNull<u8>, layout: Layout, zeroed: bool, handle: B::Handle) -> Self {
+        Chunk {
+            ptr,
+            layout,
+            zeroed,
+            handle,
+        }
+    }
+
+    /// The start of the region.
+    #[inline]
+    pub fn pointer(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The size and alignment of the region.
+    #[inline]
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Whether every byte read zero when the chunk was handed out.
+    #[inline]
+    pub fn is_zeroed(&self) -> bool {
+        self.zeroed
+    }
+
+    /// The base's handle for this chunk.
+    #[inline]
+    pub fn handle(&self) -> &B::Handle {
+        &self.handle
+    }
+
+    /// Splits the chunk into its parts without releasing it.
+    pub fn into_parts(self) -> (NonNull<u8>, Layout, bool, B::Handle) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the handle is moved out exactly once.
+        let handle = unsafe { core::ptr::read(&this.handle) };
+        (this.ptr, this.layout, this.zeroed, handle)
+    }
+}
+
+impl<B: BaseAlloc> Drop for Chunk<B> {
+    fn drop(&mut self) {
+        // SAFETY: a chunk is only built from a base's allocation (`Chunk::new`'s contract) and
+        // is dropped once.
+        unsafe { B::deallocate(self) }
+    }
+}
+
+impl<B: BaseAlloc> fmt::Debug for Chunk<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunk")
+            .field("ptr", &self.ptr)
+            .field("layout", &self.layout)
+            .field("zeroed", &self.zeroed)
+            .finish()
+    }
+}
+
+/// Rounds `x` up to a multiple of the power of two `align`, or `None` on overflow.
+#[inline]
+pub const fn align_up(x: usize, align: usize) -> Option<usize> {
+    match x.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// Runs a loom model under a bounded preemption count, printing how many interleavings ran.
+///
+/// `LOOM_MAX_PREEMPTIONS` (default 2) bounds the search. The line printed,
+/// `loom model NAME: N iterations`, is what `cargo xtask test-loom` adds up.
+#[cfg(ferroc_loom)]
+pub fn loom_model<F>(name: &str, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(move || {
+        c.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    std::println!(
+        "loom model {name}: {} iterations",
+        count.load(Ordering::Relaxed)
+    );
+}

@@ -1,0 +1,275 @@
+//! [`Mmap`]: chunks straight from the operating system.
+//!
+//! Chunks are reserved with `mmap(PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+//! MAP_NORESERVE)`: with the kernel's overcommit, reserved pages cost nothing until touched, so
+//! "commit" has nothing to do and always succeeds. Alignment beyond the page size is obtained by
+//! reserving `size + align - page` bytes and unmapping the slack at both ends, so nothing is
+//! leaked. Decommit is `madvise(MADV_DONTNEED)` (one advice, never OR-ed with another: advice
+//! values are an enumeration, not flags), after which private anonymous pages read zero.
+
+use core::{alloc::Layout, ffi::c_int, fmt, ptr::NonNull};
+
+use crate::{BaseAlloc, Chunk, align_up};
+
+/// The operating system as a base: `mmap`/`munmap`/`madvise`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mmap;
+
+/// Why an [`Mmap`] call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmapError {
+    /// The layout's size plus alignment slack overflows the address space.
+    Overflow,
+    /// `mmap` failed with this `errno`.
+    Map(i32),
+}
+
+impl fmt::Display for MmapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MmapError::Overflow => f.write_str("requested size overflows the address space"),
+            MmapError::Map(errno) => write!(f, "mmap failed (errno {errno})"),
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn errno_location() -> *mut c_int {
+    // SAFETY: always valid for the calling thread.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+fn errno_location() -> *mut c_int {
+    // SAFETY: always valid for the calling thread.
+    unsafe { libc::__error() }
+}
+
+/// Runs `f` and puts `errno` back as it was, so callers of the allocator never see our
+/// failed system calls. Returns `f`'s result and the `errno` it left.
+#[inline]
+fn preserving_errno<T>(f: impl FnOnce() -> T) -> (T, c_int) {
+    let loc = errno_location();
+    // SAFETY: `loc` is this thread's errno.
+    let saved = unsafe { *loc };
+    let r = f();
+    // SAFETY: as above.
+    let err = unsafe { core::mem::replace(&mut *loc, saved) };
+    (r, err)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NORESERVE: c_int = libc::MAP_NORESERVE;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const NORESERVE: c_int = 0;
+
+/// Maps `len` fresh bytes anywhere.
+fn map(len: usize) -> Result<NonNull<u8>, MmapError> {
+    let (ptr, err) = preserving_errno(|| {
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
+        // no existing memory.
+        unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | NORESERVE,
+                -1,
+                0,
+            )
+        }
+    });
+    if ptr == libc::MAP_FAILED {
+        return Err(MmapError::Map(err));
+    }
+    NonNull::new(ptr.cast()).ok_or(MmapError::Map(libc::ENOMEM))
+}
+
+/// Unmaps `[ptr, ptr + len)`; a zero length does nothing.
+///
+/// # Safety
+///
+/// The range is mapped by us and nothing uses it any more.
+unsafe fn unmap(ptr: *mut u8, len: usize) {
+    if len != 0 {
+        preserving_errno(|| {
+            // SAFETY: the caller's contract. munmap of our own mapping only fails on invalid
+            // arguments, which the contract rules out; the result carries nothing to act on.
+            unsafe { libc::munmap(ptr.cast(), len) }
+        });
+    }
+}
+
+impl Mmap {
+    /// The OS page size, read once with `sysconf` and cached.
+    pub fn os_page_size() -> usize {
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        static PAGE: AtomicUsize = AtomicUsize::new(0);
+        let cached = PAGE.load(Ordering::Relaxed);
+        if cached != 0 {
+            return cached;
+        }
+        let (raw, _) = preserving_errno(|| {
+            // SAFETY: sysconf has no preconditions.
+            unsafe { libc::sysconf(libc::_SC_PAGESIZE) }
+        });
+        let page = if raw > 0 && (raw as usize).is_power_of_two() {
+            raw as usize
+        } else {
+            // An OS that cannot tell us its page size still maps in units of at least this.
+            4096
+        };
+        PAGE.store(page, Ordering::Relaxed);
+        page
+    }
+}
+
+// SAFETY: chunks are fresh private anonymous mappings (zeroed, disjoint, aligned by trimming),
+// released by `munmap` of exactly the range kept; commit is a no-op because the whole mapping
+// is readable and writable; `MADV_DONTNEED` keeps the range mapped and makes it read zero.
+unsafe impl BaseAlloc for Mmap {
+    type Handle = ();
+    type Error = MmapError;
+
+    fn page_size(&self) -> usize {
+        Self::os_page_size()
+    }
+
+    fn allocate(&self, layout: Layout, _commit: bool) -> Result<Chunk<Self>, MmapError> {
+        let page = Self::os_page_size();
+        let size = align_up(layout.size().max(1), page).ok_or(MmapError::Overflow)?;
+        let align = layout.align().max(page);
+        let reserve = size.checked_add(align - page).ok_or(MmapError::Overflow)?;
+        if reserve > isize::MAX as usize {
+            return Err(MmapError::Overflow);
+        }
+        let raw = map(reserve)?.as_ptr();
+        let start = align_up(raw as usize, align).ok_or(MmapError::Overflow)?;
+        let head = start - raw as usize;
+        let tail = reserve - head - size;
+        // SAFETY: both ranges are the unused ends of the mapping made just above.
+        unsafe {
+            unmap(raw, head);
+            unmap(raw.add(head + size), tail);
+        }
+        // SAFETY: `start` is inside the mapping, so non-null.
+        let ptr = unsafe { NonNull::new_unchecked(raw.add(head)) };
+        let layout = Layout::from_size_align(size, align).map_err(|_| MmapError::Overflow)?;
+        // SAFETY: fresh anonymous memory, zeroed, aligned and disjoint; released by munmap.
+        Ok(unsafe { Chunk::new(ptr, layout, true, ()) })
+    }
+
+    unsafe fn deallocate(chunk: &mut Chunk<Self>) {
+        // SAFETY: the chunk is exactly the range we kept mapped, and it is released once.
+        unsafe { unmap(chunk.pointer().as_ptr(), chunk.layout().size()) }
+    }
+
+    unsafe fn commit(&self, _ptr: NonNull<u8>, _len: usize) -> Result<(), MmapError> {
+        Ok(())
+    }
+
+    unsafe fn decommit(&self, ptr: NonNull<u8>, len: usize) -> bool {
+        let (r, _) = preserving_errno(|| {
+            // SAFETY: the range is inside one of our mappings (the caller's contract);
+            // MADV_DONTNEED drops its pages, which read zero when next touched.
+            unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) }
+        });
+        r == 0 && cfg!(any(target_os = "linux", target_os = "android"))
+    }
+
+    fn now_ms(&self) -> Option<u64> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let (r, _) = preserving_errno(|| {
+            // SAFETY: `ts` is a valid out-pointer.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) }
+        });
+        (r == 0).then(|| ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::prelude::rust_2024::*;
+
+    fn set_errno(v: c_int) {
+        // SAFETY: this thread's errno.
+        unsafe { *errno_location() = v }
+    }
+
+    fn errno() -> c_int {
+        // SAFETY: this thread's errno.
+        unsafe { *errno_location() }
+    }
+
+    #[test]
+    fn page_size_is_a_power_of_two() {
+        assert!(Mmap.page_size().is_power_of_two());
+    }
+
+    #[test]
+    fn aligned_chunks_are_zeroed_and_writable() {
+        for shift in [12, 16, 22, 26] {
+            let align = 1usize << shift;
+            let chunk = Mmap
+                .allocate(Layout::from_size_align(3 * align + 5, align).unwrap(), true)
+                .unwrap();
+            assert_eq!(chunk.pointer().as_ptr() as usize % align, 0);
+            assert!(chunk.layout().size() >= 3 * align + 5);
+            assert!(chunk.is_zeroed());
+            // SAFETY: the chunk is ours, committed, and this long.
+            let s = unsafe {
+                core::slice::from_raw_parts_mut(chunk.pointer().as_ptr(), chunk.layout().size())
+            };
+            assert!(s.iter().step_by(4096).all(|&b| b == 0));
+            s.iter_mut().step_by(4096).for_each(|b| *b = 7);
+        }
+    }
+
+    #[test]
+    fn decommit_zeroes_and_keeps_errno() {
+        let chunk = Mmap
+            .allocate(Layout::from_size_align(1 << 20, 1 << 16).unwrap(), true)
+            .unwrap();
+        let p = chunk.pointer();
+        // SAFETY: the chunk is ours and 1 MiB long.
+        unsafe { p.as_ptr().write_bytes(0xAB, 1 << 20) };
+        set_errno(1234);
+        // SAFETY: the range is the chunk, whose contents we no longer need.
+        let zeroed = unsafe { Mmap.decommit(p, 1 << 20) };
+        assert_eq!(errno(), 1234);
+        if zeroed {
+            // SAFETY: test-owned memory, used within its bounds while alive.
+            assert_eq!(unsafe { *p.as_ptr().add(12345) }, 0);
+        }
+        // SAFETY: test-owned memory, used within its bounds while alive.
+        unsafe { Mmap.commit(p, 1 << 20) }.unwrap();
+        // SAFETY: test-owned memory, used within its bounds while alive.
+        unsafe { p.as_ptr().write(1) };
+    }
+
+    #[test]
+    fn failure_is_typed_and_keeps_errno() {
+        set_errno(77);
+        let huge = Layout::from_size_align(isize::MAX as usize - (1 << 20), 1 << 20).unwrap();
+        let err = Mmap.allocate(huge, false).unwrap_err();
+        assert!(matches!(err, MmapError::Overflow | MmapError::Map(_)));
+        assert_eq!(errno(), 77);
+        // 64 TiB: representable, but more than any machine here maps.
+        let big = Layout::from_size_align(1 << 46, 1 << 12).unwrap();
+        if let Err(e) = Mmap.allocate(big, false) {
+            assert!(matches!(e, MmapError::Map(_)));
+        }
+        assert_eq!(errno(), 77);
+    }
+
+    #[test]
+    fn clock_is_monotonic() {
+        let a = Mmap.now_ms().unwrap();
+        let b = Mmap.now_ms().unwrap();
+        assert!(b >= a);
+    }
+}
