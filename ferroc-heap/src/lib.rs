@@ -1,1 +1,78 @@
-//! Filled by a later issue: see the README for the layering.
+//! # ferroc-heap: blocks out of slabs, fast
+//!
+//! The heart of Ferroc. It turns slabs from [`ferroc_arena::Arenas`] into blocks of every size,
+//! with per-thread owners and lock-free frees from other threads. `no_std`, generic over the
+//! base, usable on its own: `Arenas` → [`Context`] → [`Heap`].
+//!
+//! ## Glossary
+//! - **context** ([`Context`]): the per-thread owner of slabs and of everything the allocation
+//!   paths touch: the direct table, the shard queues by class, the full list. Not `Send`.
+//! - **heap** ([`Heap`]): the allocation front, a handle bound to one context.
+//! - **slab**: 4 MiB (by default) from the arenas, with a header at its start, cut into shard
+//!   units of 64 KiB (see `slab.rs`).
+//! - **shard**: one or more units holding blocks of one size class, with three free lists:
+//!   `free`, `local_free` and `thread_free` (see `shard.rs`).
+//! - **size class**: see `class.rs`. **Small** blocks (≤ 1 KiB) are found through the
+//!   **direct table**, `(size + 7) / 8` → current shard; medium and large ones through their
+//!   class queue; **huge** blocks get a run of slabs of their own.
+//! - **owner id**: a number from the arenas naming a context; a slab's `owner` field holds it.
+//!   A free whose context id equals the slab's owner is *local*; any other is *remote*.
+//!
+//! ## Paths
+//! - **Allocate (small, fast)**: direct table → shard → pop `free`. No atomic, no lock, no
+//!   branch on "initialised": a new context's table points at an empty shard, so its first
+//!   allocation of each size takes the slow path.
+//! - **Free (local, fast)**: `(ptr - 1)` masked to the slab → unit → shard; owner and flags
+//!   checked with two plain loads; push on `local_free`.
+//! - **Free (remote)**: one CAS loop onto `thread_free`. If the shard was in its owner's full
+//!   list, the same CAS moves it to `NOTIFYING`; the freer then sets the shard's bit in the
+//!   slab's `notified` mask and marks it `NOTIFIED` (see `thread_free.rs`).
+//! - **Slow path**: collect the class's shards (`local_free`, `thread_free`), move shards with
+//!   no room to the full list, take notified shards back, carve a fresh shard from our slabs,
+//!   reclaim an abandoned slab, claim a new slab.
+//!
+//! ## Invariants
+//! - A shard's `used` counts blocks live or in its `thread_free`; `used == capacity - |free| -
+//!   |local_free|`. A shard is released only with `used == 0` and never while `NOTIFYING`.
+//! - Only the owning thread touches a slab's or shard's non-atomic fields. Other threads touch
+//!   only `thread_free`, the slab's `notified` and `owner`, and fields that do not change while
+//!   a block of the shard is live (`flags & HUGE`, block size, unit offsets).
+//! - Nothing points into a `Context`: it may move while no `Heap` borrows it.
+//! - Dropping a context releases what is free and abandons slabs with live blocks; their
+//!   blocks stay valid, any thread may free them, and another context adopts the slab.
+//! - No path panics or allocates through another allocator; out of memory is `None`/`Err`.
+//!
+//! ## What it owns
+//! The size classes, the slab header layout, the shard lists, the remote-free handshake and
+//! abandonment of slabs. It owns no memory of its own: every byte comes from the arenas.
+#![no_std]
+#![cfg_attr(all(feature = "nightly", ferroc_nightly), feature(allocator_api))]
+
+#[cfg(any(test, ferroc_loom))]
+extern crate std;
+
+pub mod thread_free;
+
+#[cfg(not(ferroc_loom))]
+pub mod class;
+#[cfg(not(ferroc_loom))]
+mod context;
+#[cfg(not(ferroc_loom))]
+mod heap;
+#[cfg(not(ferroc_loom))]
+mod shard;
+#[cfg(not(ferroc_loom))]
+mod slab;
+#[cfg(not(ferroc_loom))]
+pub mod stat;
+
+#[cfg(not(ferroc_loom))]
+pub use context::Context;
+#[cfg(not(ferroc_loom))]
+pub use heap::{AllocError, Heap};
+#[cfg(not(ferroc_loom))]
+pub use stat::{Kind, Stats};
+
+#[cfg(not(ferroc_loom))]
+pub use ferroc_arena::Arenas;
+pub use ferroc_arena::BaseAlloc;

@@ -1,0 +1,711 @@
+//! [`Context`]: one thread's slabs, shard queues and direct table, and every slow path.
+
+use core::{
+    alloc::Layout,
+    cell::Cell,
+    marker::PhantomData,
+    ptr::{self, NonNull},
+};
+
+use ferroc_arena::{
+    Arenas, BaseAlloc, Slabs,
+    sizes::{SHARD_SIZE, SHARDS_PER_SLAB, SLAB_SHIFT, SLAB_SIZE},
+};
+use ferroc_base::{align_up, sync::atomic::Ordering};
+
+#[cfg(feature = "stat")]
+use crate::stat::Stats;
+use crate::{
+    class::{
+        CLASS_COUNT, CLASS_SIZES, DIRECT_SLOTS, LARGE_MAX, SMALL_MAX, align_of_class, class_for,
+        units_of_class,
+    },
+    shard::{EMPTY, FLAG_FULL, FLAG_HUGE, Shard},
+    slab::{NO_OWNER, Slab, SlabHeader, header_size, init_huge},
+    stat::{Kind, StatCells},
+    thread_free::Pushed,
+};
+
+/// The id of a context that has not allocated yet: no slab is ever owned by it.
+const UNASSIGNED: usize = usize::MAX;
+
+/// A doubly linked list of shards (through their `next`/`prev`).
+struct Queue {
+    head: Cell<*mut Shard>,
+    tail: Cell<*mut Shard>,
+}
+
+impl Queue {
+    const fn new() -> Self {
+        Queue {
+            head: Cell::new(ptr::null_mut()),
+            tail: Cell::new(ptr::null_mut()),
+        }
+    }
+
+    fn push_front(&self, s: &Shard) {
+        let p = s as *const Shard as *mut Shard;
+        s.prev.set(ptr::null_mut());
+        s.next.set(self.head.get());
+        match NonNull::new(self.head.get()) {
+            // SAFETY: queued shards are live shard metadata of our slabs.
+            Some(h) => unsafe { h.as_ref().prev.set(p) },
+            None => self.tail.set(p),
+        }
+        self.head.set(p);
+    }
+
+    fn push_back(&self, s: &Shard) {
+        let p = s as *const Shard as *mut Shard;
+        s.next.set(ptr::null_mut());
+        s.prev.set(self.tail.get());
+        match NonNull::new(self.tail.get()) {
+            // SAFETY: as above.
+            Some(t) => unsafe { t.as_ref().next.set(p) },
+            None => self.head.set(p),
+        }
+        self.tail.set(p);
+    }
+
+    fn remove(&self, s: &Shard) {
+        let (prev, next) = (s.prev.get(), s.next.get());
+        match NonNull::new(prev) {
+            // SAFETY: as above.
+            Some(p) => unsafe { p.as_ref().next.set(next) },
+            None => self.head.set(next),
+        }
+        match NonNull::new(next) {
+            // SAFETY: as above.
+            Some(n) => unsafe { n.as_ref().prev.set(prev) },
+            None => self.tail.set(prev),
+        }
+        s.next.set(ptr::null_mut());
+        s.prev.set(ptr::null_mut());
+    }
+
+    fn is_head(&self, s: &Shard) -> bool {
+        ptr::eq(self.head.get(), s)
+    }
+
+    fn head(&self) -> Option<&Shard> {
+        // SAFETY: as above.
+        NonNull::new(self.head.get()).map(|p| unsafe { &*p.as_ptr() })
+    }
+}
+
+/// Per-thread owner of slabs taken from an [`Arenas`], and the state behind every [`Heap`]
+/// bound to it. Not `Send`: its slabs name it as their owner, and frees from its thread take
+/// the lock-free local path.
+///
+/// Nothing outside a `Context` points into it (remote frees reach shards and slab headers
+/// only), so it may be moved freely while no `Heap` borrows it. Dropping it releases what is
+/// free and abandons slabs with live blocks to the arenas, where other contexts reclaim them.
+///
+/// [`Heap`]: crate::Heap
+pub struct Context<'a, B: BaseAlloc> {
+    arenas: &'a Arenas<B>,
+    id: Cell<usize>,
+    /// Small sizes: `(size + 7) / 8` to the current shard of the size's class.
+    direct: [Cell<*mut Shard>; DIRECT_SLOTS],
+    /// Shards with room (or not yet known to be full), by class.
+    queues: [Queue; CLASS_COUNT],
+    /// Shards without room.
+    full: Queue,
+    /// The slabs this context owns (huge slabs excluded).
+    slabs: Cell<*mut SlabHeader>,
+    stats: StatCells,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a, B: BaseAlloc> Context<'a, B> {
+    /// A context over `arenas`. `const`: it takes no memory until its first allocation.
+    pub const fn new(arenas: &'a Arenas<B>) -> Self {
+        Context {
+            arenas,
+            id: Cell::new(UNASSIGNED),
+            direct: [const { Cell::new(EMPTY) }; DIRECT_SLOTS],
+            queues: [const { Queue::new() }; CLASS_COUNT],
+            full: Queue::new(),
+            slabs: Cell::new(ptr::null_mut()),
+            stats: StatCells::new(),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The arenas this context takes slabs from.
+    pub fn arenas(&self) -> &'a Arenas<B> {
+        self.arenas
+    }
+
+    /// The id its slabs carry, once it has allocated.
+    #[inline]
+    fn id(&self) -> usize {
+        self.id.get()
+    }
+
+    fn assign_id(&self) -> usize {
+        if self.id.get() == UNASSIGNED {
+            self.id.set(self.arenas.new_owner_id());
+        }
+        self.id.get()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Allocation
+    // ---------------------------------------------------------------------------------------
+
+    /// Allocates a block for `layout`. `None` when out of memory.
+    #[inline]
+    pub fn allocate(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let (size, align) = (layout.size(), layout.align());
+        if size <= SMALL_MAX
+            && align <= 16
+            && let Some(p) = self.allocate_small_fast(size.max(align))
+        {
+            return Some(p);
+        }
+        self.allocate_slow(size, align)
+    }
+
+    /// The fast path alone: pops a block for a small `size` (`<= SMALL_MAX`, 16-aligned when
+    /// 16 or more) from the current shard, or `None` if that needs the slow path. Only reads
+    /// the context when it fails, so it is safe to call on a context that must not change.
+    #[inline(always)]
+    pub fn allocate_small_fast(&self, size: usize) -> Option<NonNull<u8>> {
+        debug_assert!(size <= SMALL_MAX);
+        // SAFETY: `size <= SMALL_MAX`, so the index is in the table; entries always point at a
+        // live shard or the empty one.
+        let shard = unsafe { &*self.direct.get_unchecked((size + 7) >> 3).get() };
+        let p = shard.pop()?;
+        self.stats.alloc(Kind::Small, shard.block_size.get());
+        Some(p)
+    }
+
+    /// Allocates zeroed memory.
+    pub fn allocate_zeroed(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let (size, align) = (layout.size(), layout.align());
+        if size > LARGE_MAX || class_for(size.max(1), align).is_none() {
+            let (p, zeroed) = self.allocate_huge(size, align)?;
+            if !zeroed {
+                // SAFETY: the block is ours and at least `size` bytes long.
+                unsafe { p.as_ptr().write_bytes(0, size) };
+            }
+            return Some(p);
+        }
+        let p = self.allocate(layout)?;
+        // SAFETY: the block is ours and at least `size` bytes long.
+        unsafe { p.as_ptr().write_bytes(0, size) };
+        Some(p)
+    }
+
+    /// Everything but the direct-table pop.
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        match class_for(size.max(1), align) {
+            Some(c) => self.allocate_in_class(c),
+            None => self.allocate_huge(size, align).map(|(p, _)| p),
+        }
+    }
+
+    fn allocate_in_class(&self, c: usize) -> Option<NonNull<u8>> {
+        self.assign_id();
+        let shard = self.find_shard(c)?;
+        let p = shard.pop()?;
+        self.stats
+            .alloc(Kind::of_size(CLASS_SIZES[c]), CLASS_SIZES[c]);
+        Some(p)
+    }
+
+    /// A shard of class `c` with a free block: the queue's, after collecting; then one put
+    /// back by a notification; then a fresh one.
+    fn find_shard(&self, c: usize) -> Option<&Shard> {
+        if let Some(s) = self.shard_with_room(c) {
+            return Some(s);
+        }
+        self.process_notifications();
+        if let Some(s) = self.shard_with_room(c) {
+            return Some(s);
+        }
+        self.fresh_shard(c)
+    }
+
+    /// Walks the queue of class `c`, collecting each shard; shards without room go to the
+    /// full list. The first shard with a free block becomes the queue's head.
+    fn shard_with_room(&self, c: usize) -> Option<&Shard> {
+        let page = self.arenas.base().page_size();
+        while let Some(s) = self.queues[c].head() {
+            if s.collect() || s.extend(page) {
+                return Some(s);
+            }
+            if s.thread_free.try_mark_full() {
+                self.queues[c].remove(s);
+                s.flags.store(FLAG_FULL, Ordering::Relaxed);
+                self.full.push_back(s);
+                self.update_direct(c);
+            }
+            // Otherwise remote frees arrived meanwhile: collect them on the next round.
+        }
+        None
+    }
+
+    /// Points the direct-table entries of class `c` (if small) at its queue's head.
+    fn update_direct(&self, c: usize) {
+        let size = CLASS_SIZES[c];
+        if size > SMALL_MAX {
+            return;
+        }
+        let head = self.queues[c].head.get();
+        let target = if head.is_null() { EMPTY } else { head };
+        let first = if c == 0 {
+            0
+        } else {
+            CLASS_SIZES[c - 1] / 8 + 1
+        };
+        for slot in &self.direct[first..=size / 8] {
+            slot.set(target);
+        }
+    }
+
+    /// Takes units for a new shard of class `c` from our slabs, a reclaimed slab or a new one.
+    fn fresh_shard(&self, c: usize) -> Option<&Shard> {
+        let units = units_of_class(c);
+        // Shards of several units never start at unit 0, which the header shares.
+        let from = usize::from(units > 1);
+        let mut slab = self.slabs.get();
+        while !slab.is_null() {
+            // SAFETY: listed slabs are ours and live.
+            let s = unsafe { &*slab };
+            if let Some(u) = s.take_units(units, from) {
+                return Some(self.init_shard(s, u, units, c));
+            }
+            slab = s.next.get();
+        }
+        while let Some(run) = self.arenas.reclaim() {
+            self.adopt(run);
+            if let Some(s) = self.shard_with_room(c) {
+                return Some(s);
+            }
+            // SAFETY: `adopt` pushed the slab at the head of the list (if it kept it).
+            if let Some(s) = unsafe { self.slabs.get().as_ref() }
+                && let Some(u) = s.take_units(units, from)
+            {
+                return Some(self.init_shard(s, u, units, c));
+            }
+        }
+        let slab = self.new_slab()?;
+        let u = slab.take_units(units, from)?;
+        Some(self.init_shard(slab, u, units, c))
+    }
+
+    /// Lays out a shard of class `c` over units `u..u + n` of `slab` and queues it first.
+    fn init_shard<'s>(&self, slab: &'s SlabHeader, u: usize, n: usize, c: usize) -> &'s Shard {
+        let size = CLASS_SIZES[c];
+        let area = if u == 0 {
+            align_up(slab.addr() + header_size::<B>(), align_of_class(c)).unwrap_or(usize::MAX)
+        } else {
+            slab.unit_addr(u)
+        };
+        let end = slab.unit_addr(u + n);
+        let reserved = end.saturating_sub(area) / size;
+        let zeroed = slab.take_fresh(u, n);
+        for k in 1..n {
+            slab.shards[u + k].offset.set(k as u16);
+        }
+        let shard = &slab.shards[u];
+        shard.init(c, size, area as *mut u8, n, reserved, zeroed);
+        self.queues[c].push_front(shard);
+        self.update_direct(c);
+        shard.extend(self.arenas.base().page_size());
+        shard
+    }
+
+    /// Claims a new slab from the arenas and lists it.
+    fn new_slab(&self) -> Option<&SlabHeader> {
+        let run = self.arenas.allocate(1, SLAB_SIZE, 0, true).ok()?;
+        // SAFETY: a committed run that is ours alone.
+        let slab = unsafe { Slab::<B>::init(run, self.id()) };
+        self.link_slab(slab);
+        self.stats.slab(1);
+        Some(slab)
+    }
+
+    fn link_slab(&self, slab: &SlabHeader) {
+        let p = slab as *const SlabHeader as *mut SlabHeader;
+        slab.prev.set(ptr::null_mut());
+        slab.next.set(self.slabs.get());
+        // SAFETY: listed slabs are ours and live.
+        if let Some(h) = unsafe { self.slabs.get().as_ref() } {
+            h.prev.set(p);
+        }
+        self.slabs.set(p);
+    }
+
+    fn unlink_slab(&self, slab: &SlabHeader) {
+        let (prev, next) = (slab.prev.get(), slab.next.get());
+        // SAFETY: listed slabs are ours and live.
+        match unsafe { prev.as_ref() } {
+            Some(p) => p.next.set(next),
+            None => self.slabs.set(next),
+        }
+        // SAFETY: as above.
+        if let Some(n) = unsafe { next.as_ref() } {
+            n.prev.set(prev);
+        }
+    }
+
+    /// Serves a huge block (or one whose alignment no class has) from a run of its own.
+    /// Returns the block and whether it reads zero.
+    #[cold]
+    fn allocate_huge(&self, size: usize, align: usize) -> Option<(NonNull<u8>, bool)> {
+        let header = header_size::<B>();
+        let (offset, run_align, run_offset) = if align >= SLAB_SIZE {
+            (SLAB_SIZE, align, SLAB_SIZE)
+        } else {
+            (align_up(header, align)?, SLAB_SIZE, 0)
+        };
+        let total = offset.checked_add(size.max(1))?;
+        let count = total.div_ceil(SLAB_SIZE);
+        let run = self
+            .arenas
+            .allocate(count, run_align, run_offset, true)
+            .ok()?;
+        let zeroed = run.is_zeroed();
+        let usable = (count << SLAB_SHIFT) - offset;
+        // SAFETY: a committed run that is ours alone; `offset` is past the header.
+        let (block, _) = unsafe { init_huge(run, offset) };
+        self.stats.alloc(Kind::Huge, usable);
+        Some((block, zeroed))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Free
+    // ---------------------------------------------------------------------------------------
+
+    /// Frees a block from any context of the same arenas.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` was returned by an allocation of a context over the same `Arenas`, and is freed
+    /// once.
+    #[inline]
+    pub unsafe fn free(&self, ptr: NonNull<u8>) {
+        // SAFETY: a live block lies in a live slab whose header is at `SlabHeader::of`.
+        let slab = unsafe { &*SlabHeader::of(ptr) };
+        let shard = slab.shard_of(ptr);
+        if slab.owner.load(Ordering::Relaxed) == self.id()
+            && shard.flags.load(Ordering::Relaxed) == 0
+        {
+            self.stats.free(
+                Kind::of_size(shard.block_size.get()),
+                shard.block_size.get(),
+            );
+            // SAFETY: our own live block.
+            if unsafe { shard.push_local(ptr) } == 0 {
+                self.shard_emptied(shard);
+            }
+            return;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.free_slow(slab, shard, ptr) }
+    }
+
+    /// Frees a block that is huge, in a full shard of ours, or another context's.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_slow(&self, slab: &SlabHeader, shard: &Shard, ptr: NonNull<u8>) {
+        let size = shard.block_size.get();
+        let flags = shard.flags.load(Ordering::Relaxed);
+        // A context that never allocated may be shared as a read-only placeholder (the global
+        // allocator's sentinel): it must not even count.
+        let counts = self.id() != UNASSIGNED;
+        if flags & FLAG_HUGE != 0 {
+            if counts {
+                self.stats.free(Kind::Huge, size);
+            }
+            // SAFETY: a huge slab holds one block, now freed: the run is nobody's but ours.
+            let run = unsafe { Slab::<B>::from_header(slab).take_run() };
+            self.arenas.deallocate(run);
+            return;
+        }
+        if counts {
+            self.stats.free(Kind::of_size(size), size);
+        }
+        if slab.owner.load(Ordering::Relaxed) == self.id() {
+            // Ours, in the full list: it has room again.
+            self.unfull(shard);
+            // SAFETY: our own live block.
+            if unsafe { shard.push_local(ptr) } == 0 {
+                self.shard_emptied(shard);
+            }
+            return;
+        }
+        // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
+        if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::MustNotify {
+            let bit = 1u64 << slab.unit_of(shard);
+            // The shard cannot be released while NOTIFYING, so the header is still there.
+            slab.notified.fetch_or(bit, Ordering::Release);
+            shard.thread_free.notified();
+        }
+    }
+
+    /// Moves a full shard of ours back to its class queue.
+    fn unfull(&self, shard: &Shard) {
+        shard.thread_free.unmark_full();
+        shard.flags.store(0, Ordering::Relaxed);
+        self.full.remove(shard);
+        let c = shard.class();
+        self.queues[c].push_back(shard);
+        if self.queues[c].is_head(shard) {
+            self.update_direct(c);
+        }
+    }
+
+    /// A local free left `shard` without live blocks: release it unless it is its class's
+    /// only shard (kept to avoid releasing and re-creating a shard on every alloc/free pair).
+    #[cold]
+    fn shard_emptied(&self, shard: &Shard) {
+        let c = shard.class();
+        let q = &self.queues[c];
+        if q.head.get() == q.tail.get() {
+            return;
+        }
+        self.release_shard(shard);
+    }
+
+    /// Unqueues an empty shard and gives its units back (and the slab, if it empties).
+    fn release_shard(&self, shard: &Shard) {
+        let c = shard.class();
+        let was_head = self.queues[c].is_head(shard);
+        self.queues[c].remove(shard);
+        if was_head {
+            self.update_direct(c);
+        }
+        self.release_units(shard);
+    }
+
+    /// Gives an unqueued empty shard's units back, and the slab if that empties it.
+    fn release_units(&self, shard: &Shard) {
+        let slab = SlabHeader::of_shard(shard);
+        let u = slab.unit_of(shard);
+        if slab.put_units(u, shard.units.get() as usize) {
+            self.release_slab(slab);
+        }
+    }
+
+    fn release_slab(&self, slab: &SlabHeader) {
+        self.unlink_slab(slab);
+        self.stats.slab(-1);
+        // SAFETY: the slab has no shard in use and is unlisted: nobody reaches it any more.
+        let run = unsafe { Slab::<B>::from_header(slab).take_run() };
+        self.arenas.deallocate(run);
+    }
+
+    /// Takes the notifications remote frees posted for our full shards and puts those shards
+    /// back in their queues.
+    fn process_notifications(&self) {
+        let mut slab = self.slabs.get();
+        while !slab.is_null() {
+            // SAFETY: listed slabs are ours and live.
+            let s = unsafe { &*slab };
+            if s.notified.load(Ordering::Relaxed) != 0 {
+                let mut bits = s.notified.swap(0, Ordering::Acquire);
+                while bits != 0 {
+                    let u = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let shard = &s.shards[u];
+                    if shard.flags.load(Ordering::Relaxed) == FLAG_FULL {
+                        self.unfull(shard);
+                    }
+                }
+            }
+            slab = s.next.get();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Abandon and reclaim
+    // ---------------------------------------------------------------------------------------
+
+    /// Makes a reclaimed slab ours: its shards with live blocks join our queues, empty ones
+    /// are released, and so is the slab if nothing in it is live.
+    fn adopt(&self, run: Slabs<B>) {
+        let id = self.assign_id();
+        // SAFETY: a reclaimed run is a slab with a header written by its previous owner, whose
+        // writes happen-before the reclaim (arenas' Release/Acquire on the abandoned bit).
+        let slab = unsafe { &*run.pointer().as_ptr().cast::<SlabHeader>() };
+        // SAFETY: the abandoning context took the old token out; this is the same slab.
+        unsafe { Slab::<B>::from_header(slab).store_run(run) };
+        slab.owner.store(id, Ordering::Relaxed);
+        slab.notified.store(0, Ordering::Relaxed);
+        self.link_slab(slab);
+        self.stats.slab(1);
+        let mut live = false;
+        for shard in slab.heads() {
+            shard.thread_free.unmark_full();
+            shard.flags.store(0, Ordering::Relaxed);
+            shard.collect();
+            if shard.used.get() == 0 {
+                slab.put_units(slab.unit_of(shard), shard.units.get() as usize);
+            } else {
+                live = true;
+                let c = shard.class();
+                self.queues[c].push_back(shard);
+                if self.queues[c].is_head(shard) {
+                    self.update_direct(c);
+                }
+            }
+        }
+        if !live {
+            self.release_slab(slab);
+        }
+    }
+
+    /// Gives back what is free and abandons slabs that still hold live blocks.
+    fn abandon_all(&self) {
+        // Empty the queues first: from now on shards only matter through their slabs.
+        for c in 0..CLASS_COUNT {
+            self.queues[c].head.set(ptr::null_mut());
+            self.queues[c].tail.set(ptr::null_mut());
+            self.update_direct(c);
+        }
+        self.full.head.set(ptr::null_mut());
+        self.full.tail.set(ptr::null_mut());
+        let mut slab = self.slabs.get();
+        while !slab.is_null() {
+            // SAFETY: listed slabs are ours and live.
+            let s = unsafe { &*slab };
+            slab = s.next.get();
+            for shard in s.heads() {
+                shard.thread_free.unmark_full();
+                shard.flags.store(0, Ordering::Relaxed);
+                shard.collect();
+                if shard.used.get() == 0 {
+                    s.put_units(s.unit_of(shard), shard.units.get() as usize);
+                }
+            }
+            if s.used_shards.get() == 0 {
+                self.release_slab(s);
+            } else {
+                self.unlink_slab(s);
+                self.stats.slab(-1);
+                s.owner.store(NO_OWNER, Ordering::Relaxed);
+                // SAFETY: the token is moved to the arenas' abandoned set; the next owner
+                // stores the one `reclaim` gives it.
+                let run = unsafe { Slab::<B>::from_header(s).take_run() };
+                if let Err(run) = self.arenas.abandon(run) {
+                    // Only single-slab arena runs can be abandoned, and ours all are.
+                    // SAFETY: put back as it was.
+                    unsafe { Slab::<B>::from_header(s).store_run(run) };
+                }
+            }
+        }
+        self.slabs.set(ptr::null_mut());
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Collect, sizes, stats
+    // ---------------------------------------------------------------------------------------
+
+    /// Collects remote frees and releases empty shards and slabs. With `force`, also empties
+    /// the shards kept for reuse, takes over abandoned slabs (releasing what is free in them)
+    /// and purges free memory back to the base at once.
+    pub fn collect(&self, force: bool) {
+        if self.id() == UNASSIGNED && !force {
+            return;
+        }
+        self.process_notifications();
+        if force {
+            while let Some(shard) = self.full.head() {
+                self.unfull(shard);
+            }
+            while let Some(run) = self.arenas.reclaim() {
+                self.adopt(run);
+            }
+        }
+        for c in 0..CLASS_COUNT {
+            let mut p = self.queues[c].head.get();
+            while let Some(shard) = NonNull::new(p) {
+                // SAFETY: queued shards are ours and live.
+                let shard = unsafe { &*shard.as_ptr() };
+                p = shard.next.get();
+                shard.collect();
+                let only = self.queues[c].head.get() == self.queues[c].tail.get();
+                if shard.used.get() == 0 && (force || !only) {
+                    self.release_shard(shard);
+                }
+            }
+        }
+        self.arenas.purge(force);
+    }
+
+    /// The usable size of a live block.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of a context over the same `Arenas`.
+    #[inline]
+    pub unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: as for `free`.
+        let slab = unsafe { &*SlabHeader::of(ptr) };
+        slab.shard_of(ptr).block_size.get()
+    }
+
+    /// Resizes a block: in place when the new size fits the block and still uses at least
+    /// half of it, otherwise allocate, copy, free. `None` (the old block intact) when out of
+    /// memory.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of a context over the same `Arenas`, of at least `old_size`
+    /// bytes.
+    pub unsafe fn reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's contract.
+        let usable = unsafe { self.usable_size(ptr) };
+        let aligned = (ptr.as_ptr() as usize).is_multiple_of(new.align());
+        if aligned && new.size() <= usable && new.size() >= usable / 2 {
+            return Some(ptr);
+        }
+        let p = self.allocate(new)?;
+        // SAFETY: both blocks are live and distinct; the old one holds `old_size` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), p.as_ptr(), old_size.min(new.size()));
+            self.free(ptr);
+        }
+        Some(p)
+    }
+
+    /// This context's statistics, with the arenas' reservation figures.
+    #[cfg(feature = "stat")]
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.snapshot();
+        s.add_arenas(&self.arenas.stats());
+        s
+    }
+
+    /// Whether any slab is owned (for tests and teardown checks).
+    pub fn owns_slabs(&self) -> bool {
+        !self.slabs.get().is_null()
+    }
+}
+
+impl<B: BaseAlloc> Drop for Context<'_, B> {
+    fn drop(&mut self) {
+        if self.id() != UNASSIGNED {
+            self.abandon_all();
+        }
+    }
+}
+
+impl<B: BaseAlloc> core::fmt::Debug for Context<'_, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Context").field("id", &self.id()).finish()
+    }
+}
+
+const _: () = assert!(SHARD_SIZE * SHARDS_PER_SLAB == SLAB_SIZE);

@@ -1,0 +1,216 @@
+//! [`Heap`]: the allocation front bound to one [`Context`].
+
+use core::{alloc::Layout, fmt, marker::PhantomData, ptr::NonNull};
+
+use ferroc_arena::BaseAlloc;
+
+use crate::Context;
+
+/// The allocation failed: the arenas and their base are out of memory (or the request cannot
+/// be represented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AllocError;
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("memory allocation failed")
+    }
+}
+
+/// The allocation front bound to one [`Context`]: allocate, free, resize.
+///
+/// A `Heap` borrows its context, so the context cannot move or drop while the heap lives;
+/// neither is `Send` or `Sync`. Several heaps may share one context (they are cheap handles
+/// to its state). Blocks may be freed through any heap of the same `Arenas`, from any
+/// thread.
+///
+/// ```
+/// use ferroc_arena::Arenas;
+/// use ferroc_base::Mmap;
+/// use ferroc_heap::{Context, Heap};
+///
+/// let arenas = Arenas::new(Mmap);
+/// let cx = Context::new(&arenas);
+/// let heap = Heap::new(&cx);
+/// let mut v = allocator_api2::vec::Vec::new_in(&heap);
+/// v.extend(0..1000u32);
+/// assert_eq!(v.iter().sum::<u32>(), 499_500);
+/// ```
+pub struct Heap<'c, 'a, B: BaseAlloc> {
+    cx: &'c Context<'a, B>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'c, 'a, B: BaseAlloc> Heap<'c, 'a, B> {
+    /// A heap allocating from `cx`.
+    pub const fn new(cx: &'c Context<'a, B>) -> Self {
+        Heap {
+            cx,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The context.
+    pub fn context(&self) -> &'c Context<'a, B> {
+        self.cx
+    }
+
+    /// Allocates a block for `layout` (any size, including 0, and any power-of-two alignment).
+    #[inline]
+    pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.cx.allocate(layout).ok_or(AllocError)
+    }
+
+    /// Allocates a zero-filled block.
+    pub fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.cx.allocate_zeroed(layout).ok_or(AllocError)
+    }
+
+    /// Frees a block allocated with `layout`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` was allocated by a heap over the same `Arenas` and is freed once.
+    #[inline]
+    pub unsafe fn deallocate(&self, ptr: NonNull<u8>, _layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.cx.free(ptr) }
+    }
+
+    /// Frees a block without knowing its layout (what C's `free` needs).
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate).
+    #[inline]
+    pub unsafe fn free(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded.
+        unsafe { self.cx.free(ptr) }
+    }
+
+    /// Resizes a block from `old` to `new` (in place when the block's class allows, otherwise
+    /// allocate, copy, free). On error the old block is untouched.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block allocated with `old` by a heap over the same `Arenas`.
+    pub unsafe fn reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: forwarded.
+        unsafe { self.cx.reallocate(ptr, old.size(), new) }.ok_or(AllocError)
+    }
+
+    /// The usable size of a live block (at least the size asked for).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of a heap over the same `Arenas`.
+    pub unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: forwarded.
+        unsafe { self.cx.usable_size(ptr) }
+    }
+
+    /// Collects remote frees and releases free memory; `force` releases everything possible
+    /// and purges it to the base at once.
+    pub fn collect(&self, force: bool) {
+        self.cx.collect(force)
+    }
+
+    /// The context's statistics.
+    #[cfg(feature = "stat")]
+    pub fn stats(&self) -> crate::Stats {
+        self.cx.stats()
+    }
+}
+
+impl<B: BaseAlloc> fmt::Debug for Heap<'_, '_, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Heap").field("context", self.cx).finish()
+    }
+}
+
+/// Implements an `Allocator` trait (stable `allocator_api2` or nightly `core`) for a type with
+/// `allocate`, `allocate_zeroed`, `deallocate` and `reallocate` like [`Heap`]'s.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __impl_allocator {
+    ($path:path, $err:path, [$($gen:tt)*], $ty:ty) => {
+        // SAFETY: blocks stay valid until deallocated through any heap of the same arenas;
+        // `allocate` returns blocks fitting the layout; `grow`/`shrink` keep the contents.
+        unsafe impl<$($gen)*> $path for $ty {
+            #[inline]
+            fn allocate(
+                &self,
+                layout: ::core::alloc::Layout,
+            ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
+                let p = (**self).allocate(layout).map_err(|_| $err)?;
+                ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, layout.size()))
+            }
+            fn allocate_zeroed(
+                &self,
+                layout: ::core::alloc::Layout,
+            ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
+                let p = (**self).allocate_zeroed(layout).map_err(|_| $err)?;
+                ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, layout.size()))
+            }
+            #[inline]
+            unsafe fn deallocate(&self, ptr: ::core::ptr::NonNull<u8>, layout: ::core::alloc::Layout) {
+                // SAFETY: the trait's contract is ours.
+                unsafe { (**self).deallocate(ptr, layout) }
+            }
+            unsafe fn grow(
+                &self,
+                ptr: ::core::ptr::NonNull<u8>,
+                old: ::core::alloc::Layout,
+                new: ::core::alloc::Layout,
+            ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
+                // SAFETY: the trait's contract is ours.
+                let p = unsafe { (**self).reallocate(ptr, old, new) }.map_err(|_| $err)?;
+                ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, new.size()))
+            }
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: ::core::ptr::NonNull<u8>,
+                old: ::core::alloc::Layout,
+                new: ::core::alloc::Layout,
+            ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
+                // SAFETY: the trait's contract is ours; the tail past `old.size()` is ours.
+                unsafe {
+                    let p = (**self).reallocate(ptr, old, new).map_err(|_| $err)?;
+                    p.as_ptr().add(old.size()).write_bytes(0, new.size() - old.size());
+                    ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, new.size()))
+                }
+            }
+            unsafe fn shrink(
+                &self,
+                ptr: ::core::ptr::NonNull<u8>,
+                old: ::core::alloc::Layout,
+                new: ::core::alloc::Layout,
+            ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
+                // SAFETY: the trait's contract is ours.
+                let p = unsafe { (**self).reallocate(ptr, old, new) }.map_err(|_| $err)?;
+                ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, new.size()))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "allocator-api2")]
+__impl_allocator!(
+    allocator_api2::alloc::Allocator,
+    allocator_api2::alloc::AllocError,
+    [B: BaseAlloc],
+    &Heap<'_, '_, B>
+);
+
+#[cfg(all(feature = "nightly", ferroc_nightly))]
+__impl_allocator!(
+    core::alloc::Allocator,
+    core::alloc::AllocError,
+    [B: BaseAlloc],
+    &Heap<'_, '_, B>
+);

@@ -1,0 +1,234 @@
+//! Shards: the pages of blocks of one size class, with their three free lists.
+//!
+//! A shard covers one or more shard units of a slab and holds `reserved` blocks of
+//! `block_size` bytes starting at `area`. Its metadata lives in the slab header (one `Shard`
+//! per unit; only a shard's first unit, its *head*, is used; the others just say how far back
+//! the head is, so that any pointer finds its shard in O(1)).
+//!
+//! # The three lists
+//! - `free`: blocks ready to hand out; allocation pops from it (owner only, no atomics).
+//! - `local_free`: blocks the owner freed; pushed without atomics, moved to `free` when `free`
+//!   runs out (keeping frees off the list allocation pops from, so a free-then-malloc pattern
+//!   does not bounce on one cache line).
+//! - `thread_free`: blocks other threads freed, pushed with one CAS loop, taken by the owner
+//!   with one atomic RMW (see [`ThreadFree`]).
+//!
+//! Blocks past `capacity` have never been handed out and are carved lazily, a page's worth at
+//! a time (`extend`), so a fresh shard's memory is not touched all at once.
+//!
+//! # Invariant
+//! `used == capacity - |free| - |local_free|`: `used` counts the blocks that are live *or* in
+//! `thread_free` (freed remotely, not yet collected). A shard with `used == 0` holds no live
+//! block and no block in flight, so it can be released.
+//!
+//! # States (`flags` and the thread-free state)
+//! - in a class queue, `flags == 0`, thread-free `NORMAL`: the usual state;
+//! - in the full list, `flags == FULL`, thread-free `FULL`/`NOTIFYING`/`NOTIFIED`: no room; a
+//!   remote free posts a notification (the slab's `notified` mask) so the owner puts it back;
+//! - `HUGE`: the only shard of a huge slab, holding one block; never in a queue, released by
+//!   whichever thread frees the block.
+
+use core::{
+    cell::Cell,
+    ptr::{self, NonNull},
+};
+
+use ferroc_base::sync::atomic::{AtomicU8, Ordering};
+
+use crate::thread_free::{Block, ThreadFree};
+
+/// The shard is in its context's full list.
+pub const FLAG_FULL: u8 = 1;
+/// The shard is the single-block shard of a huge slab.
+pub const FLAG_HUGE: u8 = 2;
+
+/// Shard metadata (see the module docs).
+#[repr(C)]
+pub struct Shard {
+    /// Blocks ready to allocate.
+    pub(crate) free: Cell<*mut Block>,
+    /// Blocks live or in `thread_free`.
+    pub(crate) used: Cell<u32>,
+    /// `FLAG_*`; atomic because any thread freeing into the shard reads it.
+    pub(crate) flags: AtomicU8,
+    /// The size class (for a head).
+    pub(crate) class: Cell<u8>,
+    /// For a non-head unit: how many units back its head is. 0 for heads and free units.
+    pub(crate) offset: Cell<u16>,
+    /// Units the shard spans (for a head); 0 when the unit is free.
+    pub(crate) units: Cell<u16>,
+    /// Blocks the owner freed.
+    pub(crate) local_free: Cell<*mut Block>,
+    /// Blocks other threads freed, and the full-shard handshake state.
+    pub(crate) thread_free: ThreadFree,
+    /// The size of each block.
+    pub(crate) block_size: Cell<usize>,
+    /// The first block.
+    pub(crate) area: Cell<*mut u8>,
+    /// Blocks carved so far.
+    pub(crate) capacity: Cell<u32>,
+    /// Blocks that fit in the area.
+    pub(crate) reserved: Cell<u32>,
+    /// Whether the area not carved yet reads zero.
+    pub(crate) zeroed: Cell<bool>,
+    /// Links in a class queue or the full list.
+    pub(crate) next: Cell<*mut Shard>,
+    pub(crate) prev: Cell<*mut Shard>,
+}
+
+impl Shard {
+    /// A free unit's metadata.
+    pub(crate) const fn new() -> Self {
+        Shard {
+            free: Cell::new(ptr::null_mut()),
+            used: Cell::new(0),
+            flags: AtomicU8::new(0),
+            class: Cell::new(0),
+            offset: Cell::new(0),
+            units: Cell::new(0),
+            local_free: Cell::new(ptr::null_mut()),
+            thread_free: ThreadFree::new(),
+            block_size: Cell::new(0),
+            area: Cell::new(ptr::null_mut()),
+            capacity: Cell::new(0),
+            reserved: Cell::new(0),
+            zeroed: Cell::new(false),
+            next: Cell::new(ptr::null_mut()),
+            prev: Cell::new(ptr::null_mut()),
+        }
+    }
+
+    /// Sets a head up for `reserved` blocks of class `class` at `area`.
+    pub(crate) fn init(
+        &self,
+        class: usize,
+        block_size: usize,
+        area: *mut u8,
+        units: usize,
+        reserved: usize,
+        zeroed: bool,
+    ) {
+        self.free.set(ptr::null_mut());
+        self.local_free.set(ptr::null_mut());
+        self.used.set(0);
+        self.flags.store(0, Ordering::Relaxed);
+        self.class.set(class as u8);
+        self.offset.set(0);
+        self.units.set(units as u16);
+        self.thread_free.reset();
+        self.block_size.set(block_size);
+        self.area.set(area);
+        self.capacity.set(0);
+        self.reserved.set(reserved as u32);
+        self.zeroed.set(zeroed);
+        self.next.set(ptr::null_mut());
+        self.prev.set(ptr::null_mut());
+    }
+
+    /// Pops a free block (the allocation fast path: two loads, two stores, no atomics).
+    #[inline(always)]
+    pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
+        let block = self.free.get();
+        if block.is_null() {
+            return None;
+        }
+        // SAFETY: a block on `free` is a free block of this shard whose first word is its link.
+        self.free.set(unsafe { (*block).next });
+        self.used.set(self.used.get() + 1);
+        // SAFETY: checked non-null above.
+        Some(unsafe { NonNull::new_unchecked(block.cast()) })
+    }
+
+    /// Pushes a block the owner frees; returns the new `used`.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a live block of this shard, freed once, by the owning context.
+    #[inline(always)]
+    pub(crate) unsafe fn push_local(&self, block: NonNull<u8>) -> u32 {
+        let block = block.cast::<Block>().as_ptr();
+        // SAFETY: the block is ours to reuse as a link now.
+        unsafe { (*block).next = self.local_free.get() };
+        self.local_free.set(block);
+        let used = self.used.get() - 1;
+        self.used.set(used);
+        used
+    }
+
+    /// Whether a block can be handed out without collecting.
+    #[inline]
+    pub(crate) fn has_free(&self) -> bool {
+        !self.free.get().is_null()
+    }
+
+    /// Moves `local_free` and `thread_free` into `free` (owner). Returns whether `free` is now
+    /// non-empty.
+    pub(crate) fn collect(&self) -> bool {
+        let mut remote = self.thread_free.take();
+        if !remote.is_null() {
+            // Count the blocks and find the tail to splice the list in front of `free`.
+            let head = remote;
+            let mut n = 1u32;
+            // SAFETY: the list was handed over by `take`; its blocks are free blocks of this
+            // shard, linked through their first word.
+            unsafe {
+                while !(*remote).next.is_null() {
+                    remote = (*remote).next;
+                    n += 1;
+                }
+                (*remote).next = self.free.get();
+            }
+            self.free.set(head);
+            self.used.set(self.used.get() - n);
+        }
+        if self.free.get().is_null() {
+            self.free.set(self.local_free.replace(ptr::null_mut()));
+        }
+        self.has_free()
+    }
+
+    /// Carves up to a page's worth of never-used blocks onto `free`. Returns whether any were.
+    pub(crate) fn extend(&self, page_size: usize) -> bool {
+        let (cap, reserved) = (self.capacity.get(), self.reserved.get());
+        if cap >= reserved {
+            return false;
+        }
+        let size = self.block_size.get();
+        let n = ((page_size / size).max(1) as u32).min(reserved - cap);
+        // SAFETY: blocks `cap..cap + n` lie inside the shard's area (`reserved` blocks fit) and
+        // have never been handed out; linking them writes only their first words.
+        unsafe {
+            let first = self.area.get().add(cap as usize * size);
+            let mut p = first;
+            for _ in 1..n {
+                let next = p.add(size);
+                (*p.cast::<Block>()).next = next.cast();
+                p = next;
+            }
+            (*p.cast::<Block>()).next = self.free.get();
+            self.free.set(first.cast());
+        }
+        self.capacity.set(cap + n);
+        true
+    }
+
+    /// The size class.
+    #[inline]
+    pub(crate) fn class(&self) -> usize {
+        self.class.get() as usize
+    }
+}
+
+/// A shard that is never in use: every direct-table entry starts pointing at it, so the first
+/// allocation of every size finds an empty `free` list and takes the slow path. It is never
+/// written.
+pub(crate) struct EmptyShard(pub(crate) Shard);
+
+// SAFETY: nothing ever writes to the empty shard (allocation only reads its `free`, which is
+// null, and no path frees into it or queues it), so sharing it is sharing immutable data.
+unsafe impl Sync for EmptyShard {}
+
+pub(crate) static EMPTY_SHARD: EmptyShard = EmptyShard(Shard::new());
+
+/// A pointer to [`EMPTY_SHARD`], usable in `const` initialisers.
+pub(crate) const EMPTY: *mut Shard = &EMPTY_SHARD.0 as *const Shard as *mut Shard;
