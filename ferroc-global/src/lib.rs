@@ -1,1 +1,435 @@
-//! Filled by a later issue: see the README for the layering.
+//! # ferroc-global: Ferroc as the process allocator
+//!
+//! This crate turns the explicit `Arenas` → `Context` → `Heap` layers into global allocators:
+//! a unit struct with `GlobalAlloc`, made by [`config!`] (or [`config_mod!`]) over any base.
+//! The default one, [`Ferroc`], is itself made by `config!`.
+//!
+//! ## Glossary
+//! - **instance**: the statics behind one allocator type: its `Arenas`, its pool of thread
+//!   slots, its thread-local slot and its placeholder context ([`ThreadGlobal`]), or its single
+//!   context ([`SingleGlobal`]).
+//! - **thread-local slot**: a `const`-initialised `thread_local!` `Cell` holding a pointer to the
+//!   current thread's context; it has no destructor, so reading it compiles to one load from
+//!   thread-local storage, with no lazy-initialisation check.
+//! - **placeholder**: the context every slot starts at. It never allocated, so its direct table
+//!   points at the empty shard and the first allocation takes the slow path, which gives the
+//!   thread a context of its own. Frees and size queries through it only read it.
+//! - **thread slot** ([`pool`]): where a thread's context lives, in pages taken straight from
+//!   the base (never from the allocator itself), reused after thread exit.
+//!
+//! ## Invariants
+//! - The fast paths (small allocation, free) read the thread-local slot and go straight to the
+//!   context: no initialisation branch, no atomic read-modify-write, no lock.
+//! - Creating a thread's context never allocates through the allocator: slots come from the
+//!   base, and the thread-local slot is set before anything that might allocate (the pthread
+//!   key registration, `atexit`).
+//! - At thread exit (a pthread key destructor, feature `libc`) the slot is reset to the
+//!   placeholder first, then the context is dropped: empty shards are released and slabs with
+//!   live blocks abandoned, for other threads to reclaim. Allocations from later destructors
+//!   get a fresh context.
+//! - `fork()`: nothing in Ferroc holds a lock, so the child can always allocate and free; the
+//!   other threads' contexts are gone with them, and the blocks they held stay valid (freed
+//!   blocks go to their slabs' remote lists). No `pthread_atfork` handler is needed.
+//!
+//! ## What it owns
+//! The thread-local slots, the pool of thread slots, thread exit, the `FERROC_SHOW_STATS`
+//! report, and the macros.
+#![no_std]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod common;
+#[cfg(feature = "libc")]
+mod exit;
+#[cfg(feature = "std")]
+pub mod pool;
+#[cfg(feature = "libc")]
+pub mod print;
+mod single;
+#[cfg(feature = "std")]
+mod thread;
+
+pub use single::SingleGlobal;
+#[cfg(feature = "std")]
+pub use thread::{ThreadGlobal, Tls};
+
+pub use ferroc_heap::AllocError;
+#[cfg(feature = "stat")]
+pub use ferroc_heap::Stats;
+
+/// What the macros' expansions use; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(feature = "allocator-api2")]
+    pub use allocator_api2;
+    pub use core::{alloc::GlobalAlloc, alloc::Layout, cell::Cell, ffi::c_void, ptr::NonNull};
+    pub use ferroc_heap::{__impl_allocator, AllocError, Context};
+    #[cfg(feature = "std")]
+    pub use std::thread_local;
+
+    pub use crate::SingleGlobal;
+    #[cfg(feature = "std")]
+    pub use crate::ThreadGlobal;
+}
+
+/// Defines a global allocator type over a base.
+///
+/// ```text
+/// config!($(#[attr])* $vis $Name: $Base = $base_expr);                          // pthread exit
+/// config!($(#[attr])* $vis $Name: $Base = $base_expr; thread_exit = pthread);   // the same
+/// config!($(#[attr])* $vis $Name: $Base = $base_expr; thread_exit = unsafe none);
+/// ```
+///
+/// - `thread_exit = pthread` (the default; features `std` and `libc`): one context per thread
+///   in a thread-local slot, handed back by a pthread key destructor when the thread exits.
+/// - `thread_exit = unsafe none` (no `std` needed): one context for the whole program, no
+///   thread-local storage, nothing to do at thread exit: for bare metal and single-threaded
+///   programs. `unsafe` because the program must never allocate from two threads at once.
+///
+/// The type is a unit struct with `GlobalAlloc`, the inherent methods `allocate`,
+/// `allocate_zeroed`, `deallocate`, `reallocate`, `free`, `usable_size`, `collect`, `arenas`
+/// and (feature `stat`) `stats`, and the `Allocator` trait for `&$Name` (feature
+/// `allocator-api2`). It expands to stable Rust only.
+///
+/// ```
+/// use ferroc_base::Mmap;
+///
+/// ferroc_global::config!(pub MyAlloc: Mmap = Mmap);
+///
+/// // #[global_allocator] static A: MyAlloc = MyAlloc;
+/// let layout = core::alloc::Layout::new::<[u64; 4]>();
+/// let p = MyAlloc.allocate(layout).unwrap();
+/// unsafe { MyAlloc.deallocate(p, layout) };
+/// ```
+#[macro_export]
+macro_rules! config {
+    ($(#[$attr:meta])* $vis:vis $name:ident : $B:ty = $base:expr $(; thread_exit = pthread)? $(;)?) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+        const _: () = {
+            use $crate::__private as __p;
+            static __GLOBAL: __p::ThreadGlobal<$B> =
+                __p::ThreadGlobal::new(&__GLOBAL, $base, &__TLS, __on_thread_exit, __on_process_exit);
+            __p::thread_local! {
+                static __TLS: __p::Cell<*const __p::Context<'static, $B>> =
+                    const { __p::Cell::new(__p::ThreadGlobal::placeholder_of(&__GLOBAL)) };
+            }
+            unsafe extern "C" fn __on_thread_exit(slot: *mut __p::c_void) {
+                // SAFETY: the pthread key of this instance only ever holds its slots.
+                unsafe { __GLOBAL.on_thread_exit(slot) }
+            }
+            extern "C" fn __on_process_exit() {
+                __GLOBAL.show_stats();
+            }
+            impl $name {
+                #[inline(always)]
+                fn __global() -> &'static __p::ThreadGlobal<$B> {
+                    &__GLOBAL
+                }
+            }
+            $crate::__global_api!($name, $B);
+        };
+    };
+    ($(#[$attr:meta])* $vis:vis $name:ident : $B:ty = $base:expr ; thread_exit = unsafe none $(;)?) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+        const _: () = {
+            use $crate::__private as __p;
+            static __GLOBAL: __p::SingleGlobal<$B> = __p::SingleGlobal::new(&__GLOBAL, $base);
+            impl $name {
+                #[inline(always)]
+                fn __global() -> &'static __p::SingleGlobal<$B> {
+                    &__GLOBAL
+                }
+            }
+            $crate::__global_api!($name, $B);
+        };
+    };
+}
+
+/// Like [`config!`], but defines a module holding the allocator type (named `Ferroc` inside
+/// it) and free functions over it: `allocate`, `allocate_zeroed`, `deallocate`, `free`,
+/// `reallocate`, `usable_size`, `collect` and (feature `stat`) `stats`.
+///
+/// ```
+/// ferroc_global::config_mod!(pub mod my_alloc: ferroc_base::Mmap = ferroc_base::Mmap);
+///
+/// let layout = core::alloc::Layout::new::<u32>();
+/// let p = my_alloc::allocate(layout).unwrap();
+/// assert!(unsafe { my_alloc::usable_size(p) } >= 4);
+/// unsafe { my_alloc::free(p) };
+/// ```
+#[macro_export]
+macro_rules! config_mod {
+    ($(#[$attr:meta])* $vis:vis mod $m:ident : $B:ty = $base:expr $(; thread_exit = $($exit:tt)+)?) => {
+        $(#[$attr])*
+        $vis mod $m {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::config!(
+                /// The allocator of this module.
+                pub Ferroc: $B = $base $(; thread_exit = $($exit)+)?
+            );
+            /// See the type's method of the same name.
+            #[inline]
+            pub fn allocate(layout: core::alloc::Layout) -> Result<core::ptr::NonNull<u8>, $crate::AllocError> {
+                Ferroc.allocate(layout)
+            }
+            /// See the type's method of the same name.
+            pub fn allocate_zeroed(layout: core::alloc::Layout) -> Result<core::ptr::NonNull<u8>, $crate::AllocError> {
+                Ferroc.allocate_zeroed(layout)
+            }
+            /// See the type's method of the same name.
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator allocated with `layout`.
+            #[inline]
+            pub unsafe fn deallocate(ptr: core::ptr::NonNull<u8>, layout: core::alloc::Layout) {
+                // SAFETY: forwarded.
+                unsafe { Ferroc.deallocate(ptr, layout) }
+            }
+            /// See the type's method of the same name.
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator.
+            #[inline]
+            pub unsafe fn free(ptr: core::ptr::NonNull<u8>) {
+                // SAFETY: forwarded.
+                unsafe { Ferroc.free(ptr) }
+            }
+            /// See the type's method of the same name.
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator allocated with `old`.
+            pub unsafe fn reallocate(
+                ptr: core::ptr::NonNull<u8>,
+                old: core::alloc::Layout,
+                new: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<u8>, $crate::AllocError> {
+                // SAFETY: forwarded.
+                unsafe { Ferroc.reallocate(ptr, old, new) }
+            }
+            /// See the type's method of the same name.
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator.
+            pub unsafe fn usable_size(ptr: core::ptr::NonNull<u8>) -> usize {
+                // SAFETY: forwarded.
+                unsafe { Ferroc.usable_size(ptr) }
+            }
+            /// See the type's method of the same name.
+            pub fn collect(force: bool) {
+                Ferroc.collect(force)
+            }
+            $crate::__stats_fn!();
+        }
+    };
+}
+
+/// The inherent API, `GlobalAlloc` and `Allocator` of a generated type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __global_api {
+    ($name:ident, $B:ty) => {
+        impl $name {
+            /// Allocates a block for `layout` (any size and power-of-two alignment).
+            #[inline]
+            pub fn allocate(
+                &self,
+                layout: __p::Layout,
+            ) -> ::core::result::Result<__p::NonNull<u8>, __p::AllocError> {
+                __p::NonNull::new(Self::__global().alloc(layout)).ok_or(__p::AllocError)
+            }
+
+            /// Allocates a zero-filled block.
+            pub fn allocate_zeroed(
+                &self,
+                layout: __p::Layout,
+            ) -> ::core::result::Result<__p::NonNull<u8>, __p::AllocError> {
+                __p::NonNull::new(Self::__global().alloc_zeroed(layout)).ok_or(__p::AllocError)
+            }
+
+            /// Frees a block allocated with `layout`.
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator.
+            #[inline]
+            pub unsafe fn deallocate(&self, ptr: __p::NonNull<u8>, _layout: __p::Layout) {
+                // SAFETY: forwarded.
+                unsafe { Self::__global().dealloc(ptr) }
+            }
+
+            /// Frees a block without its layout.
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator.
+            #[inline]
+            pub unsafe fn free(&self, ptr: __p::NonNull<u8>) {
+                // SAFETY: forwarded.
+                unsafe { Self::__global().dealloc(ptr) }
+            }
+
+            /// Resizes a block (in place when its class allows).
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator allocated with `old`.
+            pub unsafe fn reallocate(
+                &self,
+                ptr: __p::NonNull<u8>,
+                old: __p::Layout,
+                new: __p::Layout,
+            ) -> ::core::result::Result<__p::NonNull<u8>, __p::AllocError> {
+                // SAFETY: forwarded.
+                let p = unsafe { Self::__global().realloc(ptr, old.size(), new) };
+                __p::NonNull::new(p).ok_or(__p::AllocError)
+            }
+
+            /// The usable size of a live block (at least what was asked for).
+            ///
+            /// # Safety
+            ///
+            /// `ptr` is a live block of this allocator.
+            #[inline]
+            pub unsafe fn usable_size(&self, ptr: __p::NonNull<u8>) -> usize {
+                // SAFETY: forwarded.
+                unsafe { Self::__global().usable_size(ptr) }
+            }
+
+            /// Collects the calling thread's heap; `force` also takes over abandoned slabs and
+            /// returns free memory to the base at once.
+            pub fn collect(&self, force: bool) {
+                Self::__global().collect(force)
+            }
+
+            /// The arenas behind this allocator.
+            pub fn arenas(&self) -> &'static $crate::__private_arenas::Arenas<$B> {
+                Self::__global().arenas()
+            }
+
+            $crate::__stats_method!();
+        }
+
+        // SAFETY: blocks are valid, aligned and disjoint until freed; `alloc` never unwinds and
+        // returns null on failure; `realloc` keeps the contents.
+        unsafe impl __p::GlobalAlloc for $name {
+            #[inline(always)]
+            unsafe fn alloc(&self, layout: __p::Layout) -> *mut u8 {
+                Self::__global().alloc(layout)
+            }
+            #[inline]
+            unsafe fn alloc_zeroed(&self, layout: __p::Layout) -> *mut u8 {
+                Self::__global().alloc_zeroed(layout)
+            }
+            #[inline(always)]
+            unsafe fn dealloc(&self, ptr: *mut u8, _layout: __p::Layout) {
+                // SAFETY: GlobalAlloc's contract: a live block of ours.
+                unsafe { Self::__global().dealloc(__p::NonNull::new_unchecked(ptr)) }
+            }
+            #[inline]
+            unsafe fn realloc(
+                &self,
+                ptr: *mut u8,
+                layout: __p::Layout,
+                new_size: usize,
+            ) -> *mut u8 {
+                // SAFETY: GlobalAlloc's contract: a live block of ours, `new_size` valid with
+                // the same alignment.
+                unsafe {
+                    Self::__global().realloc(
+                        __p::NonNull::new_unchecked(ptr),
+                        layout.size(),
+                        __p::Layout::from_size_align_unchecked(new_size, layout.align()),
+                    )
+                }
+            }
+        }
+
+        $crate::__allocator_api2_impl!($name);
+    };
+}
+
+#[doc(hidden)]
+pub use ferroc_arena as __private_arenas;
+
+#[cfg(feature = "allocator-api2")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __allocator_api2_impl {
+    ($name:ident) => {
+        __p::__impl_allocator!(
+            __p::allocator_api2::alloc::Allocator,
+            __p::allocator_api2::alloc::AllocError,
+            [],
+            &$name
+        );
+    };
+}
+
+#[cfg(not(feature = "allocator-api2"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __allocator_api2_impl {
+    ($name:ident) => {};
+}
+
+#[cfg(feature = "stat")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stats_method {
+    () => {
+        /// Statistics over every thread (feature `stat`).
+        pub fn stats(&self) -> $crate::Stats {
+            Self::__global().stats()
+        }
+    };
+}
+
+#[cfg(not(feature = "stat"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stats_method {
+    () => {};
+}
+
+#[cfg(feature = "stat")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stats_fn {
+    () => {
+        /// Statistics over every thread (feature `stat`).
+        pub fn stats() -> $crate::Stats {
+            Ferroc.stats()
+        }
+    };
+}
+
+#[cfg(not(feature = "stat"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stats_fn {
+    () => {};
+}
+
+#[cfg(all(feature = "base-mmap", feature = "libc"))]
+config!(
+    /// Ferroc over the OS: the default global allocator.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static A: ferroc_global::Ferroc = ferroc_global::Ferroc;
+    ///
+    /// let v: Vec<u64> = (0..1000).collect();
+    /// assert_eq!(v.iter().sum::<u64>(), 499_500);
+    /// ```
+    pub Ferroc: ferroc_base::Mmap = ferroc_base::Mmap
+);

@@ -1,0 +1,108 @@
+//! Printing statistics without allocating: a fixed buffer on the stack, `write(2)` to stderr.
+
+use core::fmt::{self, Write};
+
+use ferroc_heap::{Kind, Stats};
+
+/// A `fmt::Write` into a stack buffer; output past its end is dropped.
+pub struct StackWriter<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackWriter<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        StackWriter {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// What was written.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Writes the buffer to file descriptor `fd` and empties it.
+    pub fn flush_to(&mut self, fd: i32) {
+        let mut done = 0;
+        while done < self.len {
+            // SAFETY: the bytes are initialised and in bounds.
+            let n = unsafe { libc::write(fd, self.buf[done..].as_ptr().cast(), self.len - done) };
+            if n <= 0 {
+                break;
+            }
+            done += n as usize;
+        }
+        self.len = 0;
+    }
+}
+
+impl<const N: usize> Default for StackWriter<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Write for StackWriter<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(N - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Whether `FERROC_SHOW_STATS` is set to something other than `0` or empty.
+pub fn show_stats_requested() -> bool {
+    // SAFETY: a NUL-terminated name; getenv does not allocate.
+    let v = unsafe { libc::getenv(c"FERROC_SHOW_STATS".as_ptr()) };
+    // SAFETY: getenv returns null or a NUL-terminated string.
+    !v.is_null() && unsafe { *v } != 0 && unsafe { *v } != b'0' as libc::c_char
+}
+
+/// Writes `stats` as a small table.
+pub fn write_stats(w: &mut impl Write, s: &Stats) -> fmt::Result {
+    writeln!(w, "ferroc statistics")?;
+    writeln!(
+        w,
+        "  {:<8} {:>14} {:>16} {:>14} {:>16}",
+        "kind", "allocated", "bytes", "freed", "bytes"
+    )?;
+    for k in Kind::ALL {
+        let (a, f) = (s.allocated[k as usize], s.freed[k as usize]);
+        writeln!(
+            w,
+            "  {:<8} {:>14} {:>16} {:>14} {:>16}",
+            k.name(),
+            a.blocks,
+            a.bytes,
+            f.blocks,
+            f.bytes
+        )?;
+    }
+    writeln!(
+        w,
+        "  live: {} blocks, {} bytes; slabs held: {} (peak {})",
+        s.live_blocks(),
+        s.live_bytes(),
+        s.slabs,
+        s.peak_slabs
+    )?;
+    writeln!(
+        w,
+        "  arenas: {} MiB reserved, {} MiB committed, {} MiB direct, {} slabs abandoned",
+        s.reserved >> 20,
+        s.committed >> 20,
+        s.direct >> 20,
+        s.abandoned
+    )
+}
+
+/// Prints `stats` to standard error without allocating.
+pub fn print_stats(stats: &Stats) {
+    let mut w = StackWriter::<2048>::new();
+    let _ = write_stats(&mut w, stats);
+    w.flush_to(2);
+}
