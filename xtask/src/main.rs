@@ -1,2 +1,48 @@
-//! Ferroc developer tasks (filled in by the xtask work).
-fn main() {}
+//! # xtask: Ferroc's developer tasks
+//!
+//! Run through the cargo alias in `.cargo/config.toml` (`xtask = run --quiet --package xtask --`):
+//!
+//! - `cargo xtask test`: **the** project test command (the README and CI run it). In order, and
+//!   stopping at the first failure: `cargo fmt --check`, `cargo clippy -D warnings`,
+//!   `cargo test --workspace --all-features`, every loom model, and the feature-combination
+//!   builds listed in [`test::FEATURE_CHECKS`]. Ends with a summary of each step's time.
+//! - `cargo xtask test-loom`: only the loom models (see [`loom`]).
+//! - `cargo xtask help`: usage.
+//!
+//! The crate uses nothing but `std`: the arguments are parsed by hand ([`cli`]) and every child
+//! is a `std::process::Command` run from the workspace root ([`workspace`]).
+
+mod cli;
+mod loom;
+mod run;
+mod test;
+mod workspace;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("error: {message}");
+            eprintln!("Run `cargo xtask help` for usage.");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        cli::Command::Help => {
+            print!("{}", cli::USAGE);
+            Ok(())
+        }
+        cli::Command::TestLoom { preemptions } => loom::run(preemptions).map(|_| ()),
+        cli::Command::Test(options) => test::run(&options),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The hand-written argument parser: a subcommand followed by its flags.
+
+/// What `cargo xtask help` prints.
+pub const USAGE: &str = "\
+Ferroc's developer tasks.
+
+Usage: cargo xtask <COMMAND> [OPTIONS]
+
+Commands:
+  test        The project test command (what CI runs), in order, stopping at the first failure:
+                fmt       cargo fmt --all -- --check
+                clippy    cargo clippy --workspace --all-targets --all-features -- -D warnings
+                test      cargo test --workspace --all-features
+                loom      every loom model (as `test-loom`)
+                features  the feature-combination builds listed in xtask/src/test.rs
+  test-loom   Run every loom model of the workspace (crates with a `loom_tests` module) in
+              release mode with `--cfg ferroc_loom`, in target/loom
+  help        Print this message
+
+Options of `test`:
+  --skip-lints         Skip the fmt and clippy steps (local use only)
+  --skip-loom          Skip the loom models (local use only)
+  --preemptions <N>    As for `test-loom`
+
+Options of `test-loom`:
+  --preemptions <N>    Loom's preemption bound (LOOM_MAX_PREEMPTIONS); default: the
+                       LOOM_MAX_PREEMPTIONS environment variable, else 2
+
+Environment:
+  LOOM_MAX_PREEMPTIONS  Loom's preemption bound when --preemptions is not given
+  RUSTFLAGS             Kept; the loom run appends `--cfg ferroc_loom` to it
+";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `cargo xtask help` (also `-h`, `--help`, or no command at all).
+    Help,
+    /// `cargo xtask test-loom`.
+    TestLoom {
+        /// `--preemptions N`, if given.
+        preemptions: Option<u32>,
+    },
+    /// `cargo xtask test`.
+    Test(TestOptions),
+}
+
+/// The flags of `cargo xtask test`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestOptions {
+    /// `--skip-lints`: no fmt and clippy steps.
+    pub skip_lints: bool,
+    /// `--skip-loom`: no loom models.
+    pub skip_loom: bool,
+    /// `--preemptions N`, if given.
+    pub preemptions: Option<u32>,
+}
+
+/// Parses the arguments after `cargo xtask`.
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let Some((name, rest)) = args.split_first() else {
+        return Ok(Command::Help);
+    };
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        return Ok(Command::Help);
+    }
+    let mut flags = Flags::new(rest);
+    let command = match name.as_str() {
+        "help" | "-h" | "--help" => Command::Help,
+        "test-loom" => {
+            let mut preemptions = None;
+            while let Some(flag) = flags.next_flag()? {
+                match flag.as_str() {
+                    "--preemptions" => preemptions = Some(flags.number(&flag)?),
+                    _ => return Err(unknown_flag(name, &flag)),
+                }
+            }
+            Command::TestLoom { preemptions }
+        }
+        "test" => {
+            let mut options = TestOptions::default();
+            while let Some(flag) = flags.next_flag()? {
+                match flag.as_str() {
+                    "--skip-lints" => options.skip_lints = true,
+                    "--skip-loom" => options.skip_loom = true,
+                    "--preemptions" => options.preemptions = Some(flags.number(&flag)?),
+                    _ => return Err(unknown_flag(name, &flag)),
+                }
+            }
+            Command::Test(options)
+        }
+        other => return Err(format!("unknown command `{other}`")),
+    };
+    flags.finish()?;
+    Ok(command)
+}
+
+fn unknown_flag(command: &str, flag: &str) -> String {
+    format!("unknown option `{flag}` for `{command}`")
+}
+
+/// The flags after the subcommand; `--flag=value` is split into the flag and a pending value.
+struct Flags<'a> {
+    args: std::slice::Iter<'a, String>,
+    pending: Option<String>,
+    last: String,
+}
+
+impl<'a> Flags<'a> {
+    fn new(args: &'a [String]) -> Self {
+        Flags {
+            args: args.iter(),
+            pending: None,
+            last: String::new(),
+        }
+    }
+
+    /// The next flag, or `None` at the end; an error if the last one was given a value
+    /// (`--flag=value`) it does not take.
+    fn next_flag(&mut self) -> Result<Option<String>, String> {
+        self.check_no_pending()?;
+        let Some(arg) = self.args.next() else {
+            return Ok(None);
+        };
+        let flag = match arg.split_once('=') {
+            Some((flag, value)) if arg.starts_with("--") => {
+                self.pending = Some(value.to_owned());
+                flag.to_owned()
+            }
+            _ => arg.clone(),
+        };
+        self.last.clone_from(&flag);
+        Ok(Some(flag))
+    }
+
+    fn check_no_pending(&self) -> Result<(), String> {
+        match self.pending {
+            Some(_) => Err(format!("`{}` takes no value", self.last)),
+            None => Ok(()),
+        }
+    }
+
+    /// The value of `flag`: the part after `=`, or the next argument.
+    fn value(&mut self, flag: &str) -> Result<String, String> {
+        if let Some(value) = self.pending.take() {
+            return Ok(value);
+        }
+        self.args
+            .next()
+            .cloned()
+            .ok_or_else(|| format!("`{flag}` needs a value"))
+    }
+
+    /// The value of `flag` as a positive integer.
+    fn number(&mut self, flag: &str) -> Result<u32, String> {
+        let value = self.value(flag)?;
+        match value.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("`{flag}` needs a positive integer, not `{value}`")),
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        self.check_no_pending()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(line: &str) -> Result<Command, String> {
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        parse(&args)
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(parse_str(""), Ok(Command::Help));
+        assert_eq!(parse_str("help"), Ok(Command::Help));
+        assert_eq!(parse_str("test --help"), Ok(Command::Help));
+        assert_eq!(
+            parse_str("test-loom"),
+            Ok(Command::TestLoom { preemptions: None })
+        );
+        assert_eq!(parse_str("test"), Ok(Command::Test(TestOptions::default())));
+        assert!(parse_str("tset").is_err());
+    }
+
+    #[test]
+    fn flags() {
+        assert_eq!(
+            parse_str("test-loom --preemptions 3"),
+            Ok(Command::TestLoom {
+                preemptions: Some(3)
+            })
+        );
+        assert_eq!(
+            parse_str("test-loom --preemptions=4"),
+            Ok(Command::TestLoom {
+                preemptions: Some(4)
+            })
+        );
+        assert_eq!(
+            parse_str("test --skip-loom --skip-lints --preemptions 1"),
+            Ok(Command::Test(TestOptions {
+                skip_lints: true,
+                skip_loom: true,
+                preemptions: Some(1),
+            }))
+        );
+        assert!(parse_str("test-loom --preemptions").is_err());
+        assert!(parse_str("test-loom --preemptions 0").is_err());
+        assert!(parse_str("test-loom --preemptions x").is_err());
+        assert!(parse_str("test-loom --skip-loom").is_err());
+        assert!(parse_str("test --skip-loom=yes").is_err());
+        assert!(parse_str("test extra").is_err());
+    }
+}
