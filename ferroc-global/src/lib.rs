@@ -52,7 +52,7 @@ mod thread;
 
 pub use single::SingleGlobal;
 #[cfg(feature = "std")]
-pub use thread::{ThreadGlobal, Tls};
+pub use thread::{ThreadGlobal, ThreadSlot};
 
 pub use ferroc_heap::AllocError;
 #[cfg(feature = "stat")]
@@ -70,7 +70,7 @@ pub mod __private {
 
     pub use crate::SingleGlobal;
     #[cfg(feature = "std")]
-    pub use crate::ThreadGlobal;
+    pub use crate::{ThreadGlobal, ThreadSlot};
 }
 
 /// Defines a global allocator type over a base.
@@ -110,11 +110,30 @@ macro_rules! config {
         $vis struct $name;
         const _: () = {
             use $crate::__private as __p;
-            static __GLOBAL: __p::ThreadGlobal<$B> =
-                __p::ThreadGlobal::new(&__GLOBAL, $base, &__TLS, __on_thread_exit, __on_process_exit);
+            static __GLOBAL: __p::ThreadGlobal<$B, __Slot> =
+                __p::ThreadGlobal::new(&__GLOBAL, $base, __on_thread_exit, __on_process_exit);
             __p::thread_local! {
                 static __TLS: __p::Cell<*const __p::Context<'static, $B>> =
                     const { __p::Cell::new(__p::ThreadGlobal::placeholder_of(&__GLOBAL)) };
+            }
+            struct __Slot;
+            // SAFETY: a const-initialised, destructor-free thread-local: reading it never
+            // allocates or fails, also during thread-local destruction (then `try_with` falls
+            // back to the placeholder).
+            unsafe impl __p::ThreadSlot<$B> for __Slot {
+                #[inline(always)]
+                fn get(
+                    placeholder: *const __p::Context<'static, $B>,
+                ) -> *const __p::Context<'static, $B> {
+                    __TLS.try_with(__p::Cell::get).unwrap_or(placeholder)
+                }
+                #[inline(always)]
+                fn set(
+                    cx: *const __p::Context<'static, $B>,
+                    _placeholder: *const __p::Context<'static, $B>,
+                ) {
+                    let _ = __TLS.try_with(|c| c.set(cx));
+                }
             }
             unsafe extern "C" fn __on_thread_exit(slot: *mut __p::c_void) {
                 // SAFETY: the pthread key of this instance only ever holds its slots.
@@ -125,7 +144,7 @@ macro_rules! config {
             }
             impl $name {
                 #[inline(always)]
-                fn __global() -> &'static __p::ThreadGlobal<$B> {
+                fn __global() -> &'static __p::ThreadGlobal<$B, __Slot> {
                     &__GLOBAL
                 }
             }

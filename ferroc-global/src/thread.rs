@@ -3,11 +3,10 @@
 
 use core::{
     alloc::Layout,
-    cell::Cell,
     ffi::c_void,
+    marker::PhantomData,
     ptr::{self, NonNull},
 };
-use std::thread::LocalKey;
 
 use ferroc_arena::Arenas;
 use ferroc_base::BaseAlloc;
@@ -18,8 +17,20 @@ use crate::{
     pool::{Pool, Slot},
 };
 
-/// The thread-local slot: the current thread's context, or the placeholder.
-pub type Tls<B> = LocalKey<Cell<*const Context<'static, B>>>;
+/// Where a thread finds its context: a thread-local pointer that reads as the placeholder
+/// until [`set`](Self::set) stores a context of its own.
+///
+/// # Safety
+///
+/// `get` returns, for the calling thread, the last value `set` stored on it, or `placeholder`
+/// if there was none; neither allocates, panics nor unwinds, and both work during thread-local
+/// destruction.
+pub unsafe trait ThreadSlot<B: BaseAlloc + 'static> {
+    /// The calling thread's context pointer, or `placeholder`.
+    fn get(placeholder: *const Context<'static, B>) -> *const Context<'static, B>;
+    /// Stores the calling thread's context pointer.
+    fn set(cx: *const Context<'static, B>, placeholder: *const Context<'static, B>);
+}
 
 /// A global allocator with per-thread contexts (made by [`config!`](crate::config)).
 ///
@@ -27,11 +38,11 @@ pub type Tls<B> = LocalKey<Cell<*const Context<'static, B>>>;
 /// table points at the empty shard, so the first allocation of a thread falls to the slow
 /// path, which sees the placeholder and gives the thread a context of its own from the
 /// [`Pool`]. The fast paths never test whether the thread is initialised.
-pub struct ThreadGlobal<B: BaseAlloc + 'static> {
+pub struct ThreadGlobal<B: BaseAlloc + 'static, S: ThreadSlot<B>> {
     arenas: Arenas<B>,
     placeholder: Placeholder<B>,
     pool: Pool<B>,
-    tls: &'static Tls<B>,
+    slot: PhantomData<S>,
     #[cfg(feature = "libc")]
     exit: crate::exit::ExitKey,
     #[cfg(feature = "libc")]
@@ -41,13 +52,12 @@ pub struct ThreadGlobal<B: BaseAlloc + 'static> {
     stats: crate::common::Retired,
 }
 
-impl<B: BaseAlloc + 'static> ThreadGlobal<B> {
-    /// The global `this` (the static being defined) over `base`, with thread-local slot `tls`
-    /// and the instance's thread-exit and process-exit hooks.
+impl<B: BaseAlloc + 'static, S: ThreadSlot<B>> ThreadGlobal<B, S> {
+    /// The global `this` (the static being defined) over `base`, with the instance's
+    /// thread-exit and process-exit hooks.
     pub const fn new(
         this: &'static Self,
         base: B,
-        tls: &'static Tls<B>,
         on_exit: unsafe extern "C" fn(*mut c_void),
         on_process_exit: extern "C" fn(),
     ) -> Self {
@@ -57,7 +67,7 @@ impl<B: BaseAlloc + 'static> ThreadGlobal<B> {
             arenas: Arenas::new(base),
             placeholder: Placeholder(Context::new(&this.arenas)),
             pool: Pool::new(),
-            tls,
+            slot: PhantomData,
             #[cfg(feature = "libc")]
             exit: crate::exit::ExitKey::new(),
             #[cfg(feature = "libc")]
@@ -81,7 +91,7 @@ impl<B: BaseAlloc + 'static> ThreadGlobal<B> {
     /// The current thread's context, or the placeholder.
     #[inline(always)]
     fn current(&'static self) -> &'static Context<'static, B> {
-        let cx = self.tls.try_with(Cell::get).unwrap_or(&self.placeholder.0);
+        let cx = S::get(&self.placeholder.0);
         // SAFETY: the slot holds the placeholder or this thread's live context.
         unsafe { &*cx }
     }
@@ -101,7 +111,7 @@ impl<B: BaseAlloc + 'static> ThreadGlobal<B> {
     #[inline(never)]
     fn init_thread(&'static self) -> Option<&'static Context<'static, B>> {
         let slot = self.pool.claim(self.arenas.base(), &self.arenas)?;
-        self.tls.try_with(|c| c.set(slot.context_ptr())).ok()?;
+        S::set(slot.context_ptr(), &self.placeholder.0);
         #[cfg(feature = "libc")]
         {
             self.exit
@@ -120,7 +130,7 @@ impl<B: BaseAlloc + 'static> ThreadGlobal<B> {
         // SAFETY: registered by `init_thread` as a slot of our pool.
         let slot: &'static Slot<B> = unsafe { &*slot.cast::<Slot<B>>() };
         // Later allocations of this thread (from other destructors) start over cleanly.
-        let _ = self.tls.try_with(|c| c.set(&self.placeholder.0));
+        S::set(&self.placeholder.0, &self.placeholder.0);
         self.stats.retire(slot.context());
         slot.release();
     }
