@@ -1,0 +1,358 @@
+//! The `fe_*` functions (see `include/ferroc.h`).
+
+use core::{
+    alloc::Layout,
+    ffi::{c_char, c_int, c_void},
+    ptr::{self, NonNull},
+};
+
+use crate::{GLOBAL, is_ferroc_pointer};
+
+/// `errno` of the calling thread.
+#[inline]
+fn set_errno(e: c_int) {
+    // SAFETY: always valid for the calling thread.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Null with `errno = ENOMEM`.
+#[cold]
+fn enomem() -> *mut c_void {
+    set_errno(libc::ENOMEM);
+    ptr::null_mut()
+}
+
+/// The OS page size.
+fn page_size() -> usize {
+    ferroc_base::Mmap::os_page_size()
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two), or null with `ENOMEM`.
+#[inline(always)]
+pub(crate) fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
+    match Layout::from_size_align(size, align) {
+        Ok(layout) => {
+            let p = GLOBAL.alloc(layout);
+            if p.is_null() { enomem() } else { p.cast() }
+        }
+        Err(_) => enomem(),
+    }
+}
+
+/// `malloc`: at least `size` bytes, 16-aligned from 16 bytes on (8-aligned below); a unique
+/// pointer for size 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_malloc(size: usize) -> *mut c_void {
+    alloc_aligned(size, 1)
+}
+
+/// `calloc`: zeroed memory for `n` elements of `size` bytes; `ENOMEM` on overflow.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        return enomem();
+    };
+    match Layout::from_size_align(total, 1) {
+        Ok(layout) => {
+            let p = GLOBAL.alloc_zeroed(layout);
+            if p.is_null() { enomem() } else { p.cast() }
+        }
+        Err(_) => enomem(),
+    }
+}
+
+/// `free`: null does nothing; a pointer Ferroc did not allocate is ignored; `errno` is kept.
+///
+/// # Safety
+///
+/// `p` is null, a live block of Ferroc, or a pointer Ferroc never handed out.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_free(p: *mut c_void) {
+    // SAFETY: forwarded.
+    unsafe { free_impl(p) }
+}
+
+/// The body of every `free`: inlined into each exported name.
+///
+/// # Safety
+///
+/// As for [`fe_free`].
+#[inline(always)]
+pub(crate) unsafe fn free_impl(p: *mut c_void) {
+    if is_ferroc_pointer(p.cast()) {
+        // SAFETY: a live Ferroc block (the caller's contract), non-null since mapped.
+        unsafe { GLOBAL.dealloc(NonNull::new_unchecked(p.cast())) }
+    }
+}
+
+/// `free_sized`: as `free` (the size is only a hint).
+///
+/// # Safety
+///
+/// As for [`fe_free`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_free_sized(p: *mut c_void, _size: usize) {
+    // SAFETY: forwarded.
+    unsafe { fe_free(p) }
+}
+
+/// `free_aligned_sized`: as `free`.
+///
+/// # Safety
+///
+/// As for [`fe_free`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
+    // SAFETY: forwarded.
+    unsafe { fe_free(p) }
+}
+
+/// `realloc`: `realloc(NULL, n)` allocates; `realloc(p, 0)` frees `p` and returns NULL (as
+/// glibc does); growth and shrink keep the contents, in place when the block allows. On
+/// failure NULL with `ENOMEM`, and `p` is untouched. A foreign `p` fails with `ENOMEM`.
+///
+/// # Safety
+///
+/// `p` is null or a live block of Ferroc.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let Some(block) = NonNull::new(p.cast::<u8>()) else {
+        return fe_malloc(size);
+    };
+    if !is_ferroc_pointer(block.as_ptr()) {
+        return enomem();
+    }
+    if size == 0 {
+        // SAFETY: a live Ferroc block.
+        unsafe { GLOBAL.dealloc(block) };
+        return ptr::null_mut();
+    }
+    let Ok(layout) = Layout::from_size_align(size, 1) else {
+        return enomem();
+    };
+    // SAFETY: a live Ferroc block; its usable size is what it holds.
+    let r = unsafe { GLOBAL.realloc(block, GLOBAL.usable_size(block), layout) };
+    if r.is_null() { enomem() } else { r.cast() }
+}
+
+/// `reallocarray`: `realloc(p, n * size)` with overflow checked (`ENOMEM`).
+///
+/// # Safety
+///
+/// As for [`fe_realloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: forwarded.
+        Some(total) => unsafe { fe_realloc(p, total) },
+        None => enomem(),
+    }
+}
+
+/// `posix_memalign`: `EINVAL` if `align` is not a power of two multiple of `sizeof(void *)`,
+/// `ENOMEM` on failure; `*out` is only written on success. Size 0 gives a freeable pointer.
+///
+/// # Safety
+///
+/// `out` is valid for a pointer write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_posix_memalign(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> c_int {
+    if !align.is_power_of_two() || !align.is_multiple_of(size_of::<*mut c_void>()) {
+        return libc::EINVAL;
+    }
+    let saved = errno();
+    let p = alloc_aligned(size, align);
+    if p.is_null() {
+        set_errno(saved);
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { *out = p };
+    0
+}
+
+fn errno() -> c_int {
+    // SAFETY: always valid for the calling thread.
+    unsafe { *libc::__errno_location() }
+}
+
+/// `aligned_alloc`: `EINVAL` (and NULL) if `align` is not a power of two.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    alloc_aligned(size, align)
+}
+
+/// `memalign`: like glibc, an alignment that is not a power of two is rounded up to one.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_memalign(align: usize, size: usize) -> *mut c_void {
+    match align.max(1).checked_next_power_of_two() {
+        Some(a) => alloc_aligned(size, a),
+        None => {
+            set_errno(libc::EINVAL);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `valloc`: page-aligned memory.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_valloc(size: usize) -> *mut c_void {
+    alloc_aligned(size, page_size())
+}
+
+/// `pvalloc`: page-aligned memory, the size rounded up to whole pages (one page for 0).
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_pvalloc(size: usize) -> *mut c_void {
+    let page = page_size();
+    match ferroc_base::align_up(size.max(1), page) {
+        Some(rounded) => alloc_aligned(rounded, page),
+        None => enomem(),
+    }
+}
+
+/// `malloc_usable_size`: the bytes usable in the block (0 for NULL or a foreign pointer).
+///
+/// # Safety
+///
+/// `p` is null, a live block of Ferroc, or a pointer Ferroc never handed out.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_malloc_usable_size(p: *const c_void) -> usize {
+    if !is_ferroc_pointer(p.cast()) {
+        return 0;
+    }
+    // SAFETY: a live Ferroc block (non-null since mapped).
+    unsafe { GLOBAL.usable_size(NonNull::new_unchecked(p as *mut u8)) }
+}
+
+/// `strdup` with Ferroc's memory.
+///
+/// # Safety
+///
+/// `s` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_strdup(s: *const c_char) -> *mut c_char {
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: NUL-terminated (the caller's contract).
+    let n = unsafe { libc::strlen(s) };
+    // SAFETY: `n` bytes are readable.
+    unsafe { copy_string(s, n) }
+}
+
+/// `strndup` with Ferroc's memory: at most `n` bytes, NUL-terminated.
+///
+/// # Safety
+///
+/// `s` holds a NUL or at least `n` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_strndup(s: *const c_char, n: usize) -> *mut c_char {
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: the caller's contract.
+    let len = unsafe { libc::strnlen(s, n) };
+    // SAFETY: `len` bytes are readable.
+    unsafe { copy_string(s, len) }
+}
+
+/// A new NUL-terminated copy of the `n` bytes at `s`.
+///
+/// # Safety
+///
+/// `n` bytes at `s` are readable.
+unsafe fn copy_string(s: *const c_char, n: usize) -> *mut c_char {
+    let Some(size) = n.checked_add(1) else {
+        return enomem().cast();
+    };
+    let p = fe_malloc(size).cast::<c_char>();
+    if !p.is_null() {
+        // SAFETY: `p` holds `n + 1` bytes, distinct from `s`.
+        unsafe {
+            ptr::copy_nonoverlapping(s, p, n);
+            *p.add(n) = 0;
+        }
+    }
+    p
+}
+
+/// `realpath`: when `resolved` is NULL, the result is allocated by Ferroc (free it with
+/// `fe_free`/`free`).
+///
+/// # Safety
+///
+/// `path` is a NUL-terminated string; `resolved` is NULL or holds `PATH_MAX` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fe_realpath(path: *const c_char, resolved: *mut c_char) -> *mut c_char {
+    if !resolved.is_null() {
+        // SAFETY: the caller's contract.
+        return unsafe { libc::realpath(path, resolved) };
+    }
+    let mut buf = [0 as c_char; libc::PATH_MAX as usize];
+    // SAFETY: `buf` holds PATH_MAX bytes.
+    let r = unsafe { libc::realpath(path, buf.as_mut_ptr()) };
+    if r.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: realpath wrote a NUL-terminated string into `buf`.
+    unsafe { fe_strdup(buf.as_ptr()) }
+}
+
+/// Collects the calling thread's heap; `force` (non-zero) also takes over abandoned memory and
+/// returns free memory to the OS at once.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_collect(force: bool) {
+    GLOBAL.collect(force)
+}
+
+/// Prints statistics to standard error (feature `stat`; otherwise a note saying so).
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_stats_print() {
+    #[cfg(feature = "stat")]
+    GLOBAL.show_stats();
+    #[cfg(not(feature = "stat"))]
+    {
+        let msg = b"ferroc: statistics are not compiled in (feature `stat`)\n";
+        // SAFETY: writes a static buffer to stderr.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+}
+
+/// Ferroc's version as `major * 10000 + minor * 100 + patch`.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_version() -> c_int {
+    const fn num(s: &str) -> c_int {
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut v = 0;
+        while i < b.len() {
+            v = v * 10 + (b[i] - b'0') as c_int;
+            i += 1;
+        }
+        v
+    }
+    num(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
+        + num(env!("CARGO_PKG_VERSION_MINOR")) * 100
+        + num(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// `malloc_trim`: collects and purges at once; returns 1 if memory went back to the OS.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_malloc_trim(_pad: usize) -> c_int {
+    let before = GLOBAL.arenas().stats();
+    GLOBAL.collect(true);
+    let after = GLOBAL.arenas().stats();
+    c_int::from(
+        after.committed < before.committed
+            || after.direct_bytes < before.direct_bytes
+            || before.pending_purge > 0,
+    )
+}
