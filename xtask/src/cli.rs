@@ -15,12 +15,19 @@ Commands:
                 features  the feature-combination builds listed in xtask/src/test.rs
   test-loom   Run every loom model of the workspace (crates with a `loom_tests` module) in
               release mode with `--cfg ferroc_loom`, in target/loom
+  capi        Build the C libraries: target/ferroc-capi/lib/libferroc.so (replaces malloc and
+              operator new), libferroc.a (the fe_* API), libferroc-override.a (both),
+              include/ferroc.h and lib/pkgconfig/ferroc.pc
   help        Print this message
 
 Options of `test`:
   --skip-lints         Skip the fmt and clippy steps (local use only)
   --skip-loom          Skip the loom models (local use only)
   --preemptions <N>    As for `test-loom`
+
+Options of `capi`:
+  --prefix <DIR>       Install there instead of target/ferroc-capi
+  --features <LIST>    Extra features of ferroc-capi (e.g. stat)
 
 Options of `test-loom`:
   --preemptions <N>    Loom's preemption bound (LOOM_MAX_PREEMPTIONS); default: the
@@ -43,6 +50,13 @@ pub enum Command {
     },
     /// `cargo xtask test`.
     Test(TestOptions),
+    /// `cargo xtask capi`.
+    Capi {
+        /// `--prefix DIR`, if given.
+        prefix: Option<String>,
+        /// `--features LIST`, if given.
+        features: Option<String>,
+    },
 }
 
 /// The flags of `cargo xtask test`.
@@ -88,6 +102,17 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 }
             }
             Command::Test(options)
+        }
+        "capi" => {
+            let (mut prefix, mut features) = (None, None);
+            while let Some(flag) = flags.next_flag()? {
+                match flag.as_str() {
+                    "--prefix" => prefix = Some(flags.value(&flag)?),
+                    "--features" => features = Some(flags.value(&flag)?),
+                    _ => return Err(unknown_flag(name, &flag)),
+                }
+            }
+            Command::Capi { prefix, features }
         }
         other => return Err(format!("unknown command `{other}`")),
     };

@@ -7,11 +7,13 @@
 //!   `cargo test --workspace --all-features`, every loom model, and the feature-combination
 //!   builds listed in [`test::FEATURE_CHECKS`]. Ends with a summary of each step's time.
 //! - `cargo xtask test-loom`: only the loom models (see [`loom`]).
+//! - `cargo xtask capi`: the C libraries, header and pkg-config file (see [`capi`]).
 //! - `cargo xtask help`: usage.
 //!
 //! The crate uses nothing but `std`: the arguments are parsed by hand ([`cli`]) and every child
 //! is a `std::process::Command` run from the workspace root ([`workspace`]).
 
+mod capi;
 mod cli;
 mod loom;
 mod run;
@@ -37,6 +39,9 @@ fn main() -> ExitCode {
         }
         cli::Command::TestLoom { preemptions } => loom::run(preemptions).map(|_| ()),
         cli::Command::Test(options) => test::run(&options),
+        cli::Command::Capi { prefix, features } => {
+            capi::run(prefix.as_deref(), features.as_deref()).map(|_| ())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
