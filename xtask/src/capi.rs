@@ -14,14 +14,8 @@ use std::{
 
 use crate::{run, workspace};
 
-/// Where the libraries, header and pkg-config file end up.
-pub struct Installed {
-    /// `<prefix>/lib`.
-    pub lib: PathBuf,
-}
-
 /// Builds everything into `prefix` (default `target/ferroc-capi`).
-pub fn run(prefix: Option<&str>, features: Option<&str>) -> Result<Installed, String> {
+pub fn run(prefix: Option<&str>, features: Option<&str>) -> Result<(), String> {
     let root = workspace::root();
     let target = workspace::target_dir(&root);
     let prefix = prefix.map_or_else(|| target.join("ferroc-capi"), PathBuf::from);
@@ -94,5 +88,5 @@ pub fn run(prefix: Option<&str>, features: Option<&str>) -> Result<Installed, St
         "  cc prog.c $(PKG_CONFIG_PATH={}/lib/pkgconfig pkg-config --cflags --libs ferroc)",
         abs_prefix.display()
     );
-    Ok(Installed { lib })
+    Ok(())
 }

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         cli::Command::TestLoom { preemptions } => loom::run(preemptions).map(|_| ()),
         cli::Command::Test(options) => test::run(&options),
         cli::Command::Capi { prefix, features } => {
-            capi::run(prefix.as_deref(), features.as_deref()).map(|_| ())
+            capi::run(prefix.as_deref(), features.as_deref())
         }
     };
     match result {
