@@ -30,6 +30,30 @@ pub const FEATURE_CHECKS: &[&[&str]] = &[
         "base-static",
     ],
     &["check", "-p", "ferroc-arena"],
+    &["check", "-p", "ferroc-heap", "--no-default-features"],
+    &["check", "-p", "ferroc-global", "--no-default-features"],
+    // The facade: no_std layers only; the bare-metal set (and its test); statistics; the C API.
+    &["check", "-p", "ferroc", "--no-default-features"],
+    &[
+        "test",
+        "-p",
+        "ferroc",
+        "--no-default-features",
+        "--features",
+        "base-static,global",
+        "--test",
+        "static_global",
+    ],
+    &["check", "-p", "ferroc", "--features", "stat"],
+    &["check", "-p", "ferroc", "--features", "c"],
+    &[
+        "check",
+        "-p",
+        "ferroc",
+        "--features",
+        "finer-grained,allocator-api2",
+    ],
+    &["check", "-p", "ferroc-capi", "--features", "dlopen,stat"],
 ];
 
 /// What a step does.
@@ -86,6 +110,13 @@ fn steps(options: &TestOptions) -> Vec<Step> {
                 "warnings",
             ]),
             skipped: lints,
+        },
+        // Default features first (what users get), then everything on (statistics, finer
+        // classes, the README's examples).
+        Step {
+            name: "test",
+            action: Action::Cargo(vec!["test", "--workspace"]),
+            skipped: None,
         },
         Step {
             name: "test",
