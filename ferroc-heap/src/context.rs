@@ -401,8 +401,8 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                 shard.block_size.get(),
             );
             // SAFETY: our own live block.
-            if unsafe { shard.push_local(ptr) } == 0 {
-                self.shard_emptied(shard);
+            if unsafe { shard.push_local(ptr) } == 0 && !shard.is_alone() {
+                self.release_shard(shard);
             }
             return;
         }
@@ -435,8 +435,8 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             // Ours, in the full list: it has room again.
             self.unfull(shard);
             // SAFETY: our own live block.
-            if unsafe { shard.push_local(ptr) } == 0 {
-                self.shard_emptied(shard);
+            if unsafe { shard.push_local(ptr) } == 0 && !shard.is_alone() {
+                self.release_shard(shard);
             }
             return;
         }
@@ -461,19 +461,12 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         }
     }
 
-    /// A local free left `shard` without live blocks: release it unless it is its class's
-    /// only shard (kept to avoid releasing and re-creating a shard on every alloc/free pair).
-    #[cold]
-    fn shard_emptied(&self, shard: &Shard) {
-        let c = shard.class();
-        let q = &self.queues[c];
-        if q.head.get() == q.tail.get() {
-            return;
-        }
-        self.release_shard(shard);
-    }
-
     /// Unqueues an empty shard and gives its units back (and the slab, if it empties).
+    ///
+    /// A local free that empties a shard releases it only if its class has another shard
+    /// ([`Shard::is_alone`] says): the last one is kept, so an allocate/free pair does not
+    /// create and release a shard each time.
+    #[cold]
     fn release_shard(&self, shard: &Shard) {
         let c = shard.class();
         let was_head = self.queues[c].is_head(shard);

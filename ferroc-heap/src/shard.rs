@@ -212,6 +212,12 @@ impl Shard {
         true
     }
 
+    /// Whether the shard is the only one in its queue (it has no neighbours).
+    #[inline(always)]
+    pub(crate) fn is_alone(&self) -> bool {
+        self.prev.get().is_null() && self.next.get().is_null()
+    }
+
     /// The size class.
     #[inline]
     pub(crate) fn class(&self) -> usize {
