@@ -10,7 +10,7 @@ Commands:
   test        The project test command (what CI runs), in order, stopping at the first failure:
                 fmt       cargo fmt --all -- --check
                 clippy    cargo clippy --workspace --all-targets --all-features -- -D warnings
-                test      cargo test --workspace --all-features
+                test      cargo test --workspace, then with --all-features
                 loom      every loom model (as `test-loom`)
                 features  the feature-combination builds listed in xtask/src/test.rs
   test-loom   Run every loom model of the workspace (crates with a `loom_tests` module) in

@@ -4,7 +4,7 @@
 //!
 //! - `cargo xtask test`: **the** project test command (the README and CI run it). In order, and
 //!   stopping at the first failure: `cargo fmt --check`, `cargo clippy -D warnings`,
-//!   `cargo test --workspace --all-features`, every loom model, and the feature-combination
+//!   `cargo test --workspace` with default and with all features, every loom model, and the feature-combination
 //!   builds listed in [`test::FEATURE_CHECKS`]. Ends with a summary of each step's time.
 //! - `cargo xtask test-loom`: only the loom models (see [`loom`]).
 //! - `cargo xtask capi`: the C libraries, header and pkg-config file (see [`capi`]).

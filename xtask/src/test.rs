@@ -4,7 +4,8 @@
 //!
 //! 1. `fmt`: `cargo fmt --all -- --check`
 //! 2. `clippy`: `cargo clippy --workspace --all-targets --all-features -- -D warnings`
-//! 3. `test`: `cargo test --workspace --all-features`
+//! 3. `test`: `cargo test --workspace` (default features), then
+//!    `cargo test --workspace --all-features`
 //! 4. `loom`: every loom model ([`crate::loom`])
 //! 5. one step per row of [`FEATURE_CHECKS`]
 //!
