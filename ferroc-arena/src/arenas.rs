@@ -281,9 +281,10 @@ impl<B: BaseAlloc> Arenas<B> {
         // The run is ours: it is no longer waiting to be purged.
         arena.pending().clear(index, count);
         if commit && !arena.committed().is_set(index, count) {
-            self.commit_run(arena, index, count).inspect_err(|_| {
-                arena.used().release(index, count);
-            })?;
+            // On failure the slabs committed so far stay committed: they go back like any
+            // released run (pending purge), so they are decommitted later and not forgotten.
+            self.commit_run(arena, index, count)
+                .inspect_err(|_| self.release_run(arena, index, count))?;
         }
         let zeroed = arena.dirty().is_clear(index, count);
         arena.dirty().set(index, count);
@@ -372,25 +373,28 @@ impl<B: BaseAlloc> Arenas<B> {
             Source::Arena { arena, index } => {
                 // SAFETY: the arena outlives every run it handed out.
                 let arena = unsafe { arena.as_ref() };
-                let delay = self.purge_delay_ms.load(Ordering::Relaxed);
-                if delay == 0 {
-                    self.purge_run(arena, index, slabs.count);
-                    arena.used().release(index, slabs.count);
-                    return;
-                }
-                arena.pending().set(index, slabs.count);
-                arena.used().release(index, slabs.count);
-                if let Some(now) = self.base.now_ms() {
-                    let at = now.saturating_add(delay).max(1);
-                    let _ = arena.purge_at.compare_exchange(
-                        0,
-                        at,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    self.purge_due(now);
-                }
+                self.release_run(arena, index, slabs.count);
             }
+        }
+    }
+
+    /// Gives back the owned run `index..index + count` of `arena`: purged at once when the
+    /// delay is 0, else marked pending and purged once the delay has passed.
+    fn release_run(&self, arena: &Arena<B>, index: usize, count: usize) {
+        let delay = self.purge_delay_ms.load(Ordering::Relaxed);
+        if delay == 0 {
+            self.purge_run(arena, index, count);
+            arena.used().release(index, count);
+            return;
+        }
+        arena.pending().set(index, count);
+        arena.used().release(index, count);
+        if let Some(now) = self.base.now_ms() {
+            let at = now.saturating_add(delay).max(1);
+            let _ = arena
+                .purge_at
+                .compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+            self.purge_due(now);
         }
     }
 
