@@ -391,9 +391,13 @@ impl<B: BaseAlloc> Arenas<B> {
         arena.used().release(index, count);
         if let Some(now) = self.base.now_ms() {
             let at = now.saturating_add(delay).max(1);
+            // The arena's deadline is the earliest one of its pending runs (0: none), so a
+            // shorter delay set later is not stuck behind an earlier, longer one.
             let _ = arena
                 .purge_at
-                .compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                    (cur == 0 || at < cur).then_some(at)
+                });
             self.purge_due(now);
         }
     }
