@@ -232,6 +232,8 @@ impl<B: BaseAlloc> Arenas<B> {
     /// Allocates a run of `count` slabs whose address plus `offset` is a multiple of `align`
     /// (`align` a power of two; `offset` a multiple of the slab size below `count` slabs).
     /// The run is committed if `commit` is true; it is zeroed if [`Slabs::is_zeroed`] says so.
+    /// A run that fits in no arena and is larger than the next arena to be made is served
+    /// straight from the base ([`Slabs::is_direct`]).
     pub fn allocate(
         &self,
         count: usize,
@@ -253,6 +255,11 @@ impl<B: BaseAlloc> Arenas<B> {
             if let Some(run) = self.claim_in(arena, count, align, offset, commit)? {
                 return Ok(run);
             }
+        }
+        if needed > self.next_arena_slabs() {
+            // Bigger than the arena that would be made next: an arena of its own size would
+            // break the growth sequence and stay reserved after the run is freed.
+            return self.allocate_direct(count, align, offset);
         }
         loop {
             let arena = self.grow(needed)?;
@@ -466,13 +473,21 @@ impl<B: BaseAlloc> Arenas<B> {
         any
     }
 
-    /// Makes and publishes a new arena able to hold `needed` slabs.
-    fn grow(&self, needed: usize) -> Result<&Arena<B>, Error<B::Error>> {
+    /// Slabs of the arena [`grow`](Self::grow) makes next: `MIN_ARENA_SLABS` doubled for each
+    /// arena made so far, up to `MAX_ARENA_SLABS`.
+    fn next_arena_slabs(&self) -> usize {
         let made = self.iter().count();
-        if made >= MAX_ARENAS {
+        (MIN_ARENA_SLABS << made.min(16)).min(MAX_ARENA_SLABS)
+    }
+
+    /// Makes and publishes a new arena able to hold `needed` slabs: the next of the growth
+    /// sequence (each arena twice the last), or smaller, down to `needed`, when the base
+    /// cannot give that much.
+    fn grow(&self, needed: usize) -> Result<&Arena<B>, Error<B::Error>> {
+        if self.iter().count() >= MAX_ARENAS {
             return Err(Error::Exhausted);
         }
-        let mut slabs = (MIN_ARENA_SLABS << made.min(16)).clamp(needed, MAX_ARENA_SLABS);
+        let mut slabs = self.next_arena_slabs().max(needed);
         let page = self.base.page_size();
         let chunk = loop {
             let size = (slabs << SLAB_SHIFT)

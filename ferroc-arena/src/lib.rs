@@ -9,8 +9,9 @@
 //!   to 4 GiB) cut into slabs, with a small header *after* its last slab that holds the arena's
 //!   bitmaps. User memory given to [`Arenas::manage`] becomes an arena too.
 //! - **slab run** ([`Slabs`]): what [`Arenas::allocate`] returns; the owner keeps it (the heap
-//!   stores it in the slab's own header) and gives it back with [`Arenas::deallocate`]. Runs
-//!   larger than the largest arena come straight from the base and carry their chunk.
+//!   stores it in the slab's own header) and gives it back with [`Arenas::deallocate`]. A run
+//!   that fits in no existing arena and is larger than the next arena to be made comes
+//!   straight from the base, carries its chunk, and goes back to the base when freed.
 //! - **used / committed / dirty / pending / abandoned**: the five bitmaps of an arena, one bit
 //!   per slab: the slab belongs to someone; its memory is committed; it was handed out since it
 //!   last read zero; it is free but not purged yet; it was abandoned by a dead owner and waits
