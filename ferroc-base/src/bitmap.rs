@@ -95,6 +95,19 @@ impl<'a> Bitmap<'a> {
         })
     }
 
+    /// The first clear bit at or after `from` in a relaxed snapshot, or `len` if none.
+    fn first_clear(&self, from: usize) -> usize {
+        let mut pos = from;
+        while pos < self.len {
+            let free = !self.words[pos / WORD_BITS].load(Ordering::Relaxed) >> (pos % WORD_BITS);
+            if free != 0 {
+                return (pos + free.trailing_zeros() as usize).min(self.len);
+            }
+            pos = (pos / WORD_BITS + 1) * WORD_BITS;
+        }
+        self.len
+    }
+
     /// Whether every bit of `[start, start + count)` is clear (a relaxed snapshot).
     pub fn is_clear(&self, start: usize, count: usize) -> bool {
         self.first_set(start, count).is_none()
@@ -159,7 +172,8 @@ impl<'a> Bitmap<'a> {
             let mut i = phase;
             while i + count <= self.len {
                 match self.first_set(i, count) {
-                    Some(taken) => i = next_candidate(taken + 1, step, phase),
+                    // No run can start on a set bit: skip all of them at once.
+                    Some(taken) => i = next_candidate(self.first_clear(taken + 1), step, phase),
                     None if self.try_claim_at(i, count) => return Some(i),
                     None => contended = true,
                 }
