@@ -400,3 +400,65 @@ fn without_a_clock_only_a_forced_purge_decommits() {
     assert!(arenas.purge(true));
     assert_eq!(f.decommits(), 2);
 }
+
+/// 8 threads claim and release runs (some crossing bitmap words, some direct) and abandon
+/// and reclaim slabs, each stamping its runs: no slab is ever owned by two threads, and
+/// everything is free at the end.
+#[test]
+fn threads_never_share_a_slab() {
+    const THREADS: usize = 8;
+    let probe = Probe::new(Mmap, Some(0));
+    let arenas = Arenas::new(&probe);
+    arenas.set_purge_delay(0);
+    std::thread::scope(|s| {
+        for t in 1..=THREADS {
+            let arenas = &arenas;
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                for round in 0..150usize {
+                    let n = [1, 2, 63, 64, 65, 3, 17, 1][(round + t) % 8];
+                    let r = arenas.allocate(n, SLAB_SIZE, 0, true).unwrap();
+                    let stamp = (t << 32 | round) as u64;
+                    for i in 0..n {
+                        // SAFETY: the run is ours and committed.
+                        unsafe {
+                            (r.pointer().as_ptr().add(i << SLAB_SHIFT) as *mut u64).write(stamp)
+                        };
+                    }
+                    mine.push((r, stamp));
+                    if round % 3 == 0 {
+                        let (r, stamp) = mine.swap_remove(round % mine.len());
+                        for i in 0..r.count() {
+                            // SAFETY: as above.
+                            let v = unsafe {
+                                (r.pointer().as_ptr().add(i << SLAB_SHIFT) as *const u64).read()
+                            };
+                            assert_eq!(v, stamp, "slab {i} of a run was written by another thread");
+                        }
+                        if r.count() == 1 && round % 2 == 0 {
+                            arenas.abandon(r).unwrap();
+                            // Someone's abandoned slab becomes ours (its stamp is not).
+                            if let Some(back) = arenas.reclaim() {
+                                arenas.deallocate(back);
+                            }
+                        } else {
+                            arenas.deallocate(r);
+                        }
+                    }
+                }
+                for (r, stamp) in mine {
+                    // SAFETY: as above.
+                    let v = unsafe { (r.pointer().as_ptr() as *const u64).read() };
+                    assert_eq!(v, stamp);
+                    arenas.deallocate(r);
+                }
+            });
+        }
+    });
+    while let Some(r) = arenas.reclaim() {
+        arenas.deallocate(r);
+    }
+    let s = arenas.stats();
+    assert_eq!((s.slabs_in_use, s.abandoned, s.direct_runs), (0, 0, 0));
+    assert_eq!(probe.live_chunks(), s.arenas);
+}
