@@ -499,37 +499,49 @@ mod tests {
 #[cfg(all(test, ferroc_loom))]
 mod loom_tests {
     use super::*;
+    use loom::sync::Arc;
     use std::prelude::rust_2024::*;
 
-    /// Two threads claim overlapping runs that cross a word boundary while a third releases a
-    /// run it owns; no bit is ever owned twice and releases are seen.
+    /// Two claimers race for the 16 free bits 56..72 of a two-word bitmap, so every run they
+    /// can get crosses or touches the word boundary at 64 and a claim may have to roll back
+    /// its first word, while a third thread releases bits 0..8 it owns. No bit is ever owned
+    /// twice, the pre-claimed bits are left alone, and at least one claim succeeds.
     #[test]
     fn loom_bitmap_claim_release() {
         crate::loom_model("bitmap_claim_release", || {
-            use loom::sync::Arc;
             let words: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-            // Pre-claim bits 62..64 so the third thread has something to release.
-            words[0].store(0b11 << 62, Ordering::Relaxed);
-            let mut handles = Vec::new();
-            for _ in 0..2 {
+            // Bits 0..56 are taken: 0..8 by the releaser, 8..56 by nobody in this model.
+            words[0].store((1 << 56) - 1, Ordering::Relaxed);
+            let claimer = |n: usize| {
                 let words = words.clone();
-                handles.push(loom::thread::spawn(move || {
-                    let b = Bitmap::new(&words[..], 68);
-                    b.claim(4, 1, 0)
-                }));
-            }
+                loom::thread::spawn(move || Bitmap::new(&words[..], 72).claim(n, 1, 0))
+            };
+            let (a, b) = (claimer(9), claimer(7));
             let releaser = {
                 let words = words.clone();
-                loom::thread::spawn(move || Bitmap::new(&words[..], 68).release(62, 2))
+                loom::thread::spawn(move || Bitmap::new(&words[..], 72).release(0, 8))
             };
-            let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let (a, b) = (a.join().unwrap(), b.join().unwrap());
             releaser.join().unwrap();
-            let b = Bitmap::new(&words[..], 68);
-            let runs: Vec<usize> = got.iter().flatten().copied().collect();
-            // Both threads found room (there are 68 bits) and their runs are disjoint.
-            assert_eq!(runs.len(), 2, "{got:?}");
-            assert!(runs[0] + 4 <= runs[1] || runs[1] + 4 <= runs[0], "{runs:?}");
-            assert_eq!(b.count_set(), 8);
+            let bm = Bitmap::new(&words[..], 72);
+            assert!(a.is_some() || b.is_some(), "both claims failed");
+            let runs: Vec<(usize, usize)> = [(a, 9), (b, 7)]
+                .into_iter()
+                .filter_map(|(at, n)| at.map(|i| (i, n)))
+                .collect();
+            for &(i, n) in &runs {
+                assert!(i + n <= 72, "{runs:?}");
+                assert!(
+                    i + n <= 8 || i >= 56,
+                    "a claim took a bit that was never free: {runs:?}"
+                );
+                assert!(bm.is_set(i, n));
+            }
+            if let [(i, n), (j, m)] = runs[..] {
+                assert!(i + n <= j || j + m <= i, "overlapping claims {runs:?}");
+            }
+            let claimed: usize = runs.iter().map(|r| r.1).sum();
+            assert_eq!(bm.count_set(), 48 + claimed);
         });
     }
 }
