@@ -440,19 +440,36 @@ impl<B: BaseAlloc> Arenas<B> {
         }
     }
 
-    /// Decommits every pending slab of an arena that nobody has claimed meanwhile.
+    /// Decommits every pending slab of an arena that nobody has claimed meanwhile, one base
+    /// call per stretch of consecutive pending slabs.
     fn purge_arena(&self, arena: &Arena<B>) {
-        let pending = arena.pending();
+        let (pending, used) = (arena.pending(), arena.used());
+        // Takes slab `j` for the purger if it is free and pending. Its pending bit is only
+        // changed by its owner, so once we own it the second look is final (it may have been
+        // reused and purged meanwhile).
+        let take = |j: usize| {
+            if !pending.is_set(j, 1) || !used.try_claim_at(j, 1) {
+                return false;
+            }
+            let still = pending.is_set(j, 1);
+            if !still {
+                used.release(j, 1);
+            }
+            still
+        };
         let mut i = 0;
         while i < arena.slabs {
-            if pending.is_set(i, 1) && arena.used().try_claim_at(i, 1) {
-                // Ours now; it may have been reused and released again, which only re-marks it.
-                if pending.is_set(i, 1) {
-                    self.purge_run(arena, i, 1);
-                }
-                arena.used().release(i, 1);
+            if !take(i) {
+                i += 1;
+                continue;
             }
-            i += 1;
+            let mut end = i + 1;
+            while end < arena.slabs && take(end) {
+                end += 1;
+            }
+            self.purge_run(arena, i, end - i);
+            used.release(i, end - i);
+            i = end;
         }
     }
 
