@@ -102,15 +102,19 @@ struct Live<B: BaseAlloc> {
     start: usize,
 }
 
-/// The garbage written into a run: the first and last word of each slab and one word at a
-/// page-aligned place in it chosen by `seed`.
-fn garbage_places(start: usize, slabs: usize, seed: usize, page: usize) -> Vec<usize> {
+/// Where garbage is written into a run: the first and last word of a slab and one word at a
+/// page-aligned place in it chosen by `seed`, in the first two and last two slabs and about
+/// one slab in eight between them (each place costs two page faults; runs are up to 200
+/// slabs). In the warm-up (not `full`) only the first word of each slab.
+fn garbage_places(start: usize, slabs: usize, seed: usize, page: usize, full: bool) -> Vec<usize> {
+    let mix = |s: usize| seed.wrapping_mul(2654435761).wrapping_add(s * 40503);
     (0..slabs)
+        .filter(|&s| !full || s < 2 || s + 2 >= slabs || mix(s) % 8 == 0)
         .flat_map(|s| {
             let slab = start + (s << SLAB_SHIFT);
-            let mid =
-                (seed.wrapping_mul(2654435761).wrapping_add(s * 40503) % (SLAB_SIZE / page)) * page;
-            [slab, slab + SLAB_SIZE - 8, slab + mid + 8 * (s % 7)]
+            let mid = (mix(s) % (SLAB_SIZE / page)) * page;
+            let places = [slab, slab + SLAB_SIZE - 8, slab + mid + 8 * (s % 7)];
+            places.into_iter().take(if full { 3 } else { 1 })
         })
         .collect()
 }
@@ -201,7 +205,7 @@ where
         }
         for &a in dirty
             .iter()
-            .chain(&garbage_places(start, slabs, step, page))
+            .chain(&garbage_places(start, slabs, step, page, st.counting))
         {
             // SAFETY: inside the run, which is ours and committed.
             let v = unsafe { (a as *const u64).read() };
@@ -210,7 +214,7 @@ where
     } else if !dirty.is_empty() {
         Counts::add(&counts.reused_not_zeroed);
     }
-    for a in garbage_places(start, slabs, step, page) {
+    for a in garbage_places(start, slabs, step, page, st.counting) {
         // SAFETY: inside the run, which is ours and committed.
         unsafe { (a as *mut u64).write(0xDEAD_BEEF_F00D_CAFE ^ a as u64) };
         st.garbage.insert(a);
