@@ -241,7 +241,11 @@ impl<B: BaseAlloc> Arenas<B> {
         offset: usize,
         commit: bool,
     ) -> Result<Slabs<B>, Error<B::Error>> {
-        if count == 0 || !align.is_power_of_two() || !offset.is_multiple_of(SLAB_SIZE) {
+        if count == 0
+            || !align.is_power_of_two()
+            || !offset.is_multiple_of(SLAB_SIZE)
+            || offset >> SLAB_SHIFT >= count
+        {
             return Err(Error::TooLarge);
         }
         let align = align.max(SLAB_SIZE);

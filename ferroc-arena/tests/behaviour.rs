@@ -219,6 +219,16 @@ fn requests_bigger_than_an_arena_go_straight_to_the_base() {
         arenas.allocate(1, 3 << 20, 0, false),
         Err(Error::TooLarge)
     ));
+    // An offset must be a slab multiple inside the run (a huge one used to overflow the
+    // address arithmetic: a panic in debug builds).
+    for offset in [SLAB_SIZE, SLAB_SIZE / 2, usize::MAX & !(SLAB_SIZE - 1)] {
+        assert!(matches!(
+            arenas.allocate(1, 1 << 30, offset, false),
+            Err(Error::TooLarge)
+        ));
+    }
+    let r = arenas.allocate(2, 1 << 30, SLAB_SIZE, false).unwrap();
+    arenas.deallocate(r);
 }
 
 #[test]
