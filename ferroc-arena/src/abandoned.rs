@@ -4,13 +4,25 @@
 //! *abandoned*: their blocks stay valid, any thread may still free into them, and another
 //! context may *reclaim* them and allocate from them again.
 //!
-//! # Why a bitmap (and no ABA)
-//! The set is one bit per slab of the arena, set by [`AbandonedSet::abandon`] and taken by
-//! [`AbandonedSet::reclaim`] with a single CAS that clears one set bit. A slab's identity is its
-//! bit index, which never changes, so there is no pointer to recycle and no ABA: a CAS that
-//! succeeds clears a bit that was set in exactly the word value it read. (A Treiber stack of
-//! slab pointers would need a tag or an epoch for that; the bitmap needs neither, and a reclaim
-//! scans at most a few words per arena.)
+//! # Why a bitmap, and why it is free of ABA
+//! The set is one bit per slab of the arena (the arena's *abandoned* bitmap): set by
+//! [`AbandonedSet::abandon`], taken by [`AbandonedSet::reclaim`] with a single CAS on the
+//! 64-bit word holding it that clears one set bit. It is ABA-free by construction, not by a
+//! tag or an epoch:
+//! - A slab's identity is its bit index, fixed for the life of the arena; the set stores no
+//!   pointer, so there is nothing to free, recycle, or dereference after it changed.
+//! - The value a reclaimer's CAS installs (`word & !bit`) is computed from the word it
+//!   compared against and nothing else. In a Treiber stack of slab pointers the CAS installs
+//!   a `next` link read from the old top node, which is stale if that node was popped and
+//!   pushed again meanwhile (A-B-A): that is the bug a tag or an epoch exists to prevent.
+//! - If the word went from A to B and back to A between a reclaimer's load and its CAS (the
+//!   slab was reclaimed and abandoned again, or other bits came and went), the CAS succeeds
+//!   on a word whose bit *is* set now, meaning the slab is abandoned now: taking it is exactly
+//!   right. A successful CAS clears a bit that was set in the very value it replaced, so two
+//!   reclaimers can never both take the same abandonment.
+//!
+//! A reclaim scans a few words per arena (one per 64 slabs), which is cheap next to what a
+//! reclaim then does with the slab.
 //!
 //! # Orderings
 //! - `abandon` sets the bit with `Release`: everything the abandoning thread wrote into the
@@ -135,6 +147,58 @@ mod loom_tests {
             got.sort();
             assert_eq!(got, slab_bit);
             assert_eq!(s.count.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// Two reclaimers race each other and an abandoner: slab 3 is abandoned before they
+    /// start, slab 66 (in the second word) while they run. Each slab goes to exactly one
+    /// thread, the one that gets slab 66 sees its owner's last write, and the count of
+    /// abandoned slabs is back to 0 once everything is reclaimed.
+    #[test]
+    fn loom_two_reclaimers() {
+        ferroc_base::loom_model("two_reclaimers", || {
+            let s = Arc::new(Shared {
+                words: [AtomicU64::new(0), AtomicU64::new(0)],
+                count: AtomicUsize::new(0),
+                owner: [
+                    AtomicUsize::new(0),
+                    AtomicUsize::new(2),
+                    AtomicUsize::new(0),
+                ],
+            });
+            set(&s).abandon(3);
+            let abandoner = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    s.owner[1].store(0, Ordering::Relaxed);
+                    set(&s).abandon(66);
+                })
+            };
+            let reclaimers: Vec<_> = (0..2)
+                .map(|t| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || {
+                        let got = set(&s).reclaim();
+                        if got == Some(66) {
+                            assert_eq!(s.owner[1].load(Ordering::Relaxed), 0);
+                            s.owner[1].store(10 + t, Ordering::Relaxed);
+                        }
+                        got
+                    })
+                })
+                .collect();
+            abandoner.join().unwrap();
+            let mut got: Vec<usize> = reclaimers
+                .into_iter()
+                .filter_map(|h| h.join().unwrap())
+                .collect();
+            while let Some(i) = set(&s).reclaim() {
+                got.push(i);
+            }
+            got.sort();
+            assert_eq!(got, [3, 66], "each slab reclaimed exactly once");
+            assert_eq!(s.count.load(Ordering::Relaxed), 0);
+            assert!(!set(&s).reclaim_at(3) && !set(&s).reclaim_at(66));
         });
     }
 }

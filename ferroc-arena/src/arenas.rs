@@ -232,6 +232,8 @@ impl<B: BaseAlloc> Arenas<B> {
     /// Allocates a run of `count` slabs whose address plus `offset` is a multiple of `align`
     /// (`align` a power of two; `offset` a multiple of the slab size below `count` slabs).
     /// The run is committed if `commit` is true; it is zeroed if [`Slabs::is_zeroed`] says so.
+    /// A run that fits in no arena and is larger than the next arena to be made is served
+    /// straight from the base ([`Slabs::is_direct`]).
     pub fn allocate(
         &self,
         count: usize,
@@ -239,7 +241,11 @@ impl<B: BaseAlloc> Arenas<B> {
         offset: usize,
         commit: bool,
     ) -> Result<Slabs<B>, Error<B::Error>> {
-        if count == 0 || !align.is_power_of_two() || !offset.is_multiple_of(SLAB_SIZE) {
+        if count == 0
+            || !align.is_power_of_two()
+            || !offset.is_multiple_of(SLAB_SIZE)
+            || offset >> SLAB_SHIFT >= count
+        {
             return Err(Error::TooLarge);
         }
         let align = align.max(SLAB_SIZE);
@@ -253,6 +259,11 @@ impl<B: BaseAlloc> Arenas<B> {
             if let Some(run) = self.claim_in(arena, count, align, offset, commit)? {
                 return Ok(run);
             }
+        }
+        if needed > self.next_arena_slabs() {
+            // Bigger than the arena that would be made next: an arena of its own size would
+            // break the growth sequence and stay reserved after the run is freed.
+            return self.allocate_direct(count, align, offset);
         }
         loop {
             let arena = self.grow(needed)?;
@@ -281,9 +292,10 @@ impl<B: BaseAlloc> Arenas<B> {
         // The run is ours: it is no longer waiting to be purged.
         arena.pending().clear(index, count);
         if commit && !arena.committed().is_set(index, count) {
-            self.commit_run(arena, index, count).inspect_err(|_| {
-                arena.used().release(index, count);
-            })?;
+            // On failure the slabs committed so far stay committed: they go back like any
+            // released run (pending purge), so they are decommitted later and not forgotten.
+            self.commit_run(arena, index, count)
+                .inspect_err(|_| self.release_run(arena, index, count))?;
         }
         let zeroed = arena.dirty().is_clear(index, count);
         arena.dirty().set(index, count);
@@ -372,25 +384,32 @@ impl<B: BaseAlloc> Arenas<B> {
             Source::Arena { arena, index } => {
                 // SAFETY: the arena outlives every run it handed out.
                 let arena = unsafe { arena.as_ref() };
-                let delay = self.purge_delay_ms.load(Ordering::Relaxed);
-                if delay == 0 {
-                    self.purge_run(arena, index, slabs.count);
-                    arena.used().release(index, slabs.count);
-                    return;
-                }
-                arena.pending().set(index, slabs.count);
-                arena.used().release(index, slabs.count);
-                if let Some(now) = self.base.now_ms() {
-                    let at = now.saturating_add(delay).max(1);
-                    let _ = arena.purge_at.compare_exchange(
-                        0,
-                        at,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    self.purge_due(now);
-                }
+                self.release_run(arena, index, slabs.count);
             }
+        }
+    }
+
+    /// Gives back the owned run `index..index + count` of `arena`: purged at once when the
+    /// delay is 0, else marked pending and purged once the delay has passed.
+    fn release_run(&self, arena: &Arena<B>, index: usize, count: usize) {
+        let delay = self.purge_delay_ms.load(Ordering::Relaxed);
+        if delay == 0 {
+            self.purge_run(arena, index, count);
+            arena.used().release(index, count);
+            return;
+        }
+        arena.pending().set(index, count);
+        arena.used().release(index, count);
+        if let Some(now) = self.base.now_ms() {
+            let at = now.saturating_add(delay).max(1);
+            // The arena's deadline is the earliest one of its pending runs (0: none), so a
+            // shorter delay set later is not stuck behind an earlier, longer one.
+            let _ = arena
+                .purge_at
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                    (cur == 0 || at < cur).then_some(at)
+                });
+            self.purge_due(now);
         }
     }
 
@@ -425,19 +444,36 @@ impl<B: BaseAlloc> Arenas<B> {
         }
     }
 
-    /// Decommits every pending slab of an arena that nobody has claimed meanwhile.
+    /// Decommits every pending slab of an arena that nobody has claimed meanwhile, one base
+    /// call per stretch of consecutive pending slabs.
     fn purge_arena(&self, arena: &Arena<B>) {
-        let pending = arena.pending();
+        let (pending, used) = (arena.pending(), arena.used());
+        // Takes slab `j` for the purger if it is free and pending. Its pending bit is only
+        // changed by its owner, so once we own it the second look is final (it may have been
+        // reused and purged meanwhile).
+        let take = |j: usize| {
+            if !pending.is_set(j, 1) || !used.try_claim_at(j, 1) {
+                return false;
+            }
+            let still = pending.is_set(j, 1);
+            if !still {
+                used.release(j, 1);
+            }
+            still
+        };
         let mut i = 0;
         while i < arena.slabs {
-            if pending.is_set(i, 1) && arena.used().try_claim_at(i, 1) {
-                // Ours now; it may have been reused and released again, which only re-marks it.
-                if pending.is_set(i, 1) {
-                    self.purge_run(arena, i, 1);
-                }
-                arena.used().release(i, 1);
+            if !take(i) {
+                i += 1;
+                continue;
             }
-            i += 1;
+            let mut end = i + 1;
+            while end < arena.slabs && take(end) {
+                end += 1;
+            }
+            self.purge_run(arena, i, end - i);
+            used.release(i, end - i);
+            i = end;
         }
     }
 
@@ -458,13 +494,21 @@ impl<B: BaseAlloc> Arenas<B> {
         any
     }
 
-    /// Makes and publishes a new arena able to hold `needed` slabs.
-    fn grow(&self, needed: usize) -> Result<&Arena<B>, Error<B::Error>> {
+    /// Slabs of the arena [`grow`](Self::grow) makes next: `MIN_ARENA_SLABS` doubled for each
+    /// arena made so far, up to `MAX_ARENA_SLABS`.
+    fn next_arena_slabs(&self) -> usize {
         let made = self.iter().count();
-        if made >= MAX_ARENAS {
+        (MIN_ARENA_SLABS << made.min(16)).min(MAX_ARENA_SLABS)
+    }
+
+    /// Makes and publishes a new arena able to hold `needed` slabs: the next of the growth
+    /// sequence (each arena twice the last), or smaller, down to `needed`, when the base
+    /// cannot give that much.
+    fn grow(&self, needed: usize) -> Result<&Arena<B>, Error<B::Error>> {
+        if self.iter().count() >= MAX_ARENAS {
             return Err(Error::Exhausted);
         }
-        let mut slabs = (MIN_ARENA_SLABS << made.min(16)).clamp(needed, MAX_ARENA_SLABS);
+        let mut slabs = self.next_arena_slabs().max(needed);
         let page = self.base.page_size();
         let chunk = loop {
             let size = (slabs << SLAB_SHIFT)

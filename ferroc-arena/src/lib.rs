@@ -9,16 +9,19 @@
 //!   to 4 GiB) cut into slabs, with a small header *after* its last slab that holds the arena's
 //!   bitmaps. User memory given to [`Arenas::manage`] becomes an arena too.
 //! - **slab run** ([`Slabs`]): what [`Arenas::allocate`] returns; the owner keeps it (the heap
-//!   stores it in the slab's own header) and gives it back with [`Arenas::deallocate`]. Runs
-//!   larger than the largest arena come straight from the base and carry their chunk.
+//!   stores it in the slab's own header) and gives it back with [`Arenas::deallocate`]. A run
+//!   that fits in no existing arena and is larger than the next arena to be made comes
+//!   straight from the base, carries its chunk, and goes back to the base when freed.
 //! - **used / committed / dirty / pending / abandoned**: the five bitmaps of an arena, one bit
 //!   per slab: the slab belongs to someone; its memory is committed; it was handed out since it
 //!   last read zero; it is free but not purged yet; it was abandoned by a dead owner and waits
 //!   to be reclaimed.
-//! - **purge**: decommitting free slabs. A released slab is only marked *pending*; purging
-//!   happens once the purge delay ([`Arenas::set_purge_delay`]) has passed since the first
-//!   pending release, so memory goes back to the OS without a decommit/commit storm when a
-//!   program frees and allocates in waves.
+//! - **purge**: decommitting free slabs. A released slab is only marked *pending*; an arena's
+//!   pending slabs are purged together (one base call per stretch of consecutive slabs) once
+//!   the purge delay ([`Arenas::set_purge_delay`]) has passed since the earliest pending
+//!   release, so memory goes back to the OS without a decommit/commit storm when a program
+//!   frees and allocates in waves. A delay of 0 purges on release; a base without a clock
+//!   purges only on [`Arenas::purge`]`(true)`.
 //!
 //! ## Invariants
 //! - A slab is owned by at most one party: whoever set its *used* bit (see

@@ -5,8 +5,8 @@
 //! - A **shard** unit is `SHARD_SIZE` bytes (default 64 KiB, `FERROC_SHARD_SHIFT`, 12..=20); a
 //!   slab holds `SHARDS_PER_SLAB` of them, between 8 and 64 so that one `u64` can describe them.
 //! - An **arena** starts at `MIN_ARENA_SLABS` slabs and each new one doubles, up to
-//!   `MAX_ARENA_SLABS`; at most `MAX_ARENAS` arenas exist, and runs larger than the biggest
-//!   arena come straight from the base.
+//!   `MAX_ARENA_SLABS`; at most `MAX_ARENAS` arenas exist, and runs larger than the next arena
+//!   to be made (that fit in no existing one) come straight from the base.
 //!
 //! The heap derives its size classes from these constants. None of them is the OS page size,
 //! which is only known at run time (`BaseAlloc::page_size`).

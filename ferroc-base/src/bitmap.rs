@@ -95,6 +95,19 @@ impl<'a> Bitmap<'a> {
         })
     }
 
+    /// The first clear bit at or after `from` in a relaxed snapshot, or `len` if none.
+    fn first_clear(&self, from: usize) -> usize {
+        let mut pos = from;
+        while pos < self.len {
+            let free = !self.words[pos / WORD_BITS].load(Ordering::Relaxed) >> (pos % WORD_BITS);
+            if free != 0 {
+                return (pos + free.trailing_zeros() as usize).min(self.len);
+            }
+            pos = (pos / WORD_BITS + 1) * WORD_BITS;
+        }
+        self.len
+    }
+
     /// Whether every bit of `[start, start + count)` is clear (a relaxed snapshot).
     pub fn is_clear(&self, start: usize, count: usize) -> bool {
         self.first_set(start, count).is_none()
@@ -159,7 +172,8 @@ impl<'a> Bitmap<'a> {
             let mut i = phase;
             while i + count <= self.len {
                 match self.first_set(i, count) {
-                    Some(taken) => i = next_candidate(taken + 1, step, phase),
+                    // No run can start on a set bit: skip all of them at once.
+                    Some(taken) => i = next_candidate(self.first_clear(taken + 1), step, phase),
                     None if self.try_claim_at(i, count) => return Some(i),
                     None => contended = true,
                 }
@@ -302,6 +316,158 @@ mod tests {
         assert_eq!(b.take_one(0, 128), None);
     }
 
+    /// Runs of exactly 64·k bits at every offset of a word, so they straddle k or k+1 words.
+    #[test]
+    fn runs_of_64k_bits_at_any_offset() {
+        let w = words(6);
+        let b = Bitmap::new(&w, 6 * 64);
+        for k in 1..=4 {
+            for start in [0, 1, 31, 63, 64, 65, 127] {
+                let n = 64 * k;
+                if start + n > b.len() {
+                    continue;
+                }
+                if start > 0 {
+                    assert!(b.try_claim_at(0, start));
+                }
+                assert_eq!(b.claim(n, 1, 0), Some(start), "k {k} start {start}");
+                assert!(b.is_set(start, n));
+                assert_eq!(b.count_set(), start + n);
+                b.release(start, n);
+                if start > 0 {
+                    b.release(0, start);
+                }
+                assert_eq!(b.count_set(), 0);
+            }
+        }
+        // A claim that would need one bit more than is free fails and leaves nothing set.
+        assert!(b.try_claim_at(64, 1));
+        assert_eq!(b.claim(6 * 64 - 64, 1, 0), None);
+        assert!(!b.try_claim_at(0, 128));
+        assert_eq!(b.count_set(), 1);
+    }
+
+    /// Lengths just past one, two and many words: every bit can be claimed, one at a time and
+    /// as one run, and the bits past `len` never are.
+    #[test]
+    fn bitmaps_of_more_than_64_128_and_1000_bits() {
+        for len in [65, 127, 128, 129, 1000, 1001, 1024, 1025] {
+            let w = words(words_for(len));
+            // Bits past `len` in the last word start set and must be ignored, not claimed.
+            if len % 64 != 0 {
+                w[len / 64].store(!0 << (len % 64), Ordering::Relaxed);
+            }
+            let b = Bitmap::new(&w, len);
+            for i in 0..len {
+                assert_eq!(b.claim(1, 1, 0), Some(i), "len {len}");
+            }
+            assert_eq!(b.claim(1, 1, 0), None, "len {len}");
+            assert_eq!(b.count_set(), len);
+            b.release(0, len);
+            assert_eq!(b.count_set(), 0);
+            assert_eq!(b.claim(len, 1, 0), Some(0), "len {len}");
+            b.release(0, len);
+            // The last bit, and a run ending exactly at `len`.
+            assert!(b.try_claim_at(len - 1, 1));
+            assert!(!b.try_claim_at(len - 1, 2));
+            assert_eq!(b.claim(len - 1, 1, 0), Some(0));
+            b.release(0, len);
+            // Aligned runs across every word boundary: step 64, phase 63.
+            let runs: Vec<usize> = core::iter::from_fn(|| b.claim(2, 64, 63)).collect();
+            let expect: Vec<usize> = (0..)
+                .map(|k| 64 * k + 63)
+                .take_while(|&i| i + 2 <= len)
+                .collect();
+            assert_eq!(runs, expect, "len {len}");
+            for i in runs {
+                b.release(i, 2);
+            }
+            assert_eq!(b.count_set(), 0);
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Claim {
+            count: usize,
+            step: usize,
+            phase: usize,
+        },
+        ClaimAt {
+            start: usize,
+            count: usize,
+        },
+        Release(usize),
+    }
+
+    fn op(len: usize) -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let count = prop_oneof![1..=8usize, 60..=70usize, 1..=len, Just(64), Just(128)];
+        prop_oneof![
+            4 => (count.clone(), prop::sample::select(vec![1usize, 2, 4, 64]), any::<usize>())
+                .prop_map(|(count, step, p)| Op::Claim { count, step, phase: p % step }),
+            1 => (0..len, count).prop_map(|(start, count)| Op::ClaimAt { start, count }),
+            3 => any::<usize>().prop_map(Op::Release),
+        ]
+    }
+
+    /// The lowest `i % step == phase` whose `count` bits are all clear in the model.
+    fn model_first_fit(model: &[bool], count: usize, step: usize, phase: usize) -> Option<usize> {
+        (phase..)
+            .step_by(step)
+            .take_while(|&i| i + count <= model.len())
+            .find(|&i| model[i..i + count].iter().all(|&b| !b))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Single-threaded, a bitmap is a first-fit allocator: every claim returns exactly the
+        /// run a plain `Vec<bool>` model picks, whatever the lengths and word boundaries.
+        #[test]
+        fn claims_match_a_first_fit_model(
+            len in proptest::prop_oneof![1..=200usize, proptest::strategy::Just(1000usize), 1000..=1100usize],
+            ops in proptest::collection::vec(op(1100), 1..60),
+        ) {
+            let w = words(words_for(len));
+            let b = Bitmap::new(&w, len);
+            let mut model = vec![false; len];
+            let mut live: Vec<(usize, usize)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Claim { count, step, phase } => {
+                        let got = b.claim(count, step, phase);
+                        proptest::prop_assert_eq!(got, model_first_fit(&model, count, step, phase));
+                        if let Some(i) = got {
+                            model[i..i + count].iter_mut().for_each(|m| *m = true);
+                            live.push((i, count));
+                        }
+                    }
+                    Op::ClaimAt { start, count } => {
+                        let start = start % len;
+                        let fits = start + count <= len && model[start..start + count].iter().all(|&m| !m);
+                        proptest::prop_assert_eq!(b.try_claim_at(start, count), fits);
+                        if fits {
+                            model[start..start + count].iter_mut().for_each(|m| *m = true);
+                            live.push((start, count));
+                        }
+                    }
+                    Op::Release(k) if !live.is_empty() => {
+                        let (i, n) = live.swap_remove(k % live.len());
+                        b.release(i, n);
+                        model[i..i + n].iter_mut().for_each(|m| *m = false);
+                    }
+                    Op::Release(_) => {}
+                }
+                proptest::prop_assert_eq!(b.count_set(), model.iter().filter(|&&m| m).count());
+            }
+            for (i, n) in live {
+                b.release(i, n);
+            }
+            proptest::prop_assert_eq!(b.count_set(), 0);
+        }
+    }
+
     #[test]
     fn concurrent_claims_never_overlap() {
         let w = words(16);
@@ -333,37 +499,49 @@ mod tests {
 #[cfg(all(test, ferroc_loom))]
 mod loom_tests {
     use super::*;
+    use loom::sync::Arc;
     use std::prelude::rust_2024::*;
 
-    /// Two threads claim overlapping runs that cross a word boundary while a third releases a
-    /// run it owns; no bit is ever owned twice and releases are seen.
+    /// Two claimers race for the 16 free bits 56..72 of a two-word bitmap, so every run they
+    /// can get crosses or touches the word boundary at 64 and a claim may have to roll back
+    /// its first word, while a third thread releases bits 0..8 it owns. No bit is ever owned
+    /// twice, the pre-claimed bits are left alone, and at least one claim succeeds.
     #[test]
     fn loom_bitmap_claim_release() {
         crate::loom_model("bitmap_claim_release", || {
-            use loom::sync::Arc;
             let words: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-            // Pre-claim bits 62..64 so the third thread has something to release.
-            words[0].store(0b11 << 62, Ordering::Relaxed);
-            let mut handles = Vec::new();
-            for _ in 0..2 {
+            // Bits 0..56 are taken: 0..8 by the releaser, 8..56 by nobody in this model.
+            words[0].store((1 << 56) - 1, Ordering::Relaxed);
+            let claimer = |n: usize| {
                 let words = words.clone();
-                handles.push(loom::thread::spawn(move || {
-                    let b = Bitmap::new(&words[..], 68);
-                    b.claim(4, 1, 0)
-                }));
-            }
+                loom::thread::spawn(move || Bitmap::new(&words[..], 72).claim(n, 1, 0))
+            };
+            let (a, b) = (claimer(9), claimer(7));
             let releaser = {
                 let words = words.clone();
-                loom::thread::spawn(move || Bitmap::new(&words[..], 68).release(62, 2))
+                loom::thread::spawn(move || Bitmap::new(&words[..], 72).release(0, 8))
             };
-            let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let (a, b) = (a.join().unwrap(), b.join().unwrap());
             releaser.join().unwrap();
-            let b = Bitmap::new(&words[..], 68);
-            let runs: Vec<usize> = got.iter().flatten().copied().collect();
-            // Both threads found room (there are 68 bits) and their runs are disjoint.
-            assert_eq!(runs.len(), 2, "{got:?}");
-            assert!(runs[0] + 4 <= runs[1] || runs[1] + 4 <= runs[0], "{runs:?}");
-            assert_eq!(b.count_set(), 8);
+            let bm = Bitmap::new(&words[..], 72);
+            assert!(a.is_some() || b.is_some(), "both claims failed");
+            let runs: Vec<(usize, usize)> = [(a, 9), (b, 7)]
+                .into_iter()
+                .filter_map(|(at, n)| at.map(|i| (i, n)))
+                .collect();
+            for &(i, n) in &runs {
+                assert!(i + n <= 72, "{runs:?}");
+                assert!(
+                    i + n <= 8 || i >= 56,
+                    "a claim took a bit that was never free: {runs:?}"
+                );
+                assert!(bm.is_set(i, n));
+            }
+            if let [(i, n), (j, m)] = runs[..] {
+                assert!(i + n <= j || j + m <= i, "overlapping claims {runs:?}");
+            }
+            let claimed: usize = runs.iter().map(|r| r.1).sum();
+            assert_eq!(bm.count_set(), 48 + claimed);
         });
     }
 }

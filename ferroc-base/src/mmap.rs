@@ -241,9 +241,18 @@ mod tests {
         // SAFETY: the range is the chunk, whose contents we no longer need.
         let zeroed = unsafe { Mmap.decommit(p, 1 << 20) };
         assert_eq!(errno(), 1234);
+        // On Linux `MADV_DONTNEED` zeroes private anonymous pages. An advice OR-ed with another
+        // (say `MADV_DONTNEED | MADV_FREE`, which is `MADV_MERGEABLE`) would keep the bytes.
+        assert_eq!(
+            zeroed,
+            cfg!(any(target_os = "linux", target_os = "android"))
+        );
         if zeroed {
-            // SAFETY: test-owned memory, used within its bounds while alive.
-            assert_eq!(unsafe { *p.as_ptr().add(12345) }, 0);
+            let page = Mmap::os_page_size();
+            for off in (0..1 << 20).step_by(page).chain([12345, (1 << 20) - 1]) {
+                // SAFETY: test-owned memory, used within its bounds while alive.
+                assert_eq!(unsafe { *p.as_ptr().add(off) }, 0, "offset {off}");
+            }
         }
         // SAFETY: test-owned memory, used within its bounds while alive.
         unsafe { Mmap.commit(p, 1 << 20) }.unwrap();
@@ -264,6 +273,32 @@ mod tests {
             assert!(matches!(e, MmapError::Map(_)));
         }
         assert_eq!(errno(), 77);
+    }
+
+    #[test]
+    fn success_paths_keep_errno() {
+        set_errno(4321);
+        let page = Mmap.page_size();
+        let chunk = Mmap
+            .allocate(Layout::from_size_align(5 * page, 1 << 21).unwrap(), false)
+            .unwrap();
+        assert_eq!(errno(), 4321, "allocate (mmap and two munmaps)");
+        // SAFETY: the chunk is ours.
+        unsafe { Mmap.commit(chunk.pointer(), page) }.unwrap();
+        // SAFETY: as above; nothing reads the old contents.
+        unsafe { Mmap.decommit(chunk.pointer(), page) };
+        assert_eq!(errno(), 4321, "commit and decommit");
+        assert!(Mmap.now_ms().is_some());
+        assert_eq!(errno(), 4321, "clock");
+        // A failed madvise leaves errno alone too: a start that is not page-aligned is EINVAL
+        // and changes nothing (the chunk is still ours).
+        let odd = NonNull::new(chunk.pointer().as_ptr().wrapping_add(1)).unwrap();
+        // SAFETY: inside our live chunk; misaligned on purpose so that madvise refuses it.
+        let zeroed = unsafe { Mmap.decommit(odd, page) };
+        assert!(!zeroed, "a refused decommit must not claim zero");
+        assert_eq!(errno(), 4321, "failed madvise");
+        drop(chunk);
+        assert_eq!(errno(), 4321, "deallocate (munmap)");
     }
 
     #[test]

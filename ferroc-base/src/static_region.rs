@@ -129,6 +129,12 @@ impl Static {
         self.geometry().map_or(0, |g| g.used.len())
     }
 
+    /// How many units belong to live chunks now (a relaxed snapshot): `0` once every chunk
+    /// has been released.
+    pub fn units_in_use(&self) -> usize {
+        self.geometry().map_or(0, |g| g.used.count_set())
+    }
+
     /// Lays the bitmaps and units out over the region, or `None` if it is too small for any.
     fn geometry(&self) -> Option<Geometry<'_>> {
         let max_units = self.len >> self.unit_shift;
@@ -250,7 +256,10 @@ mod tests {
             rest.push(c);
         }
         assert_eq!(rest.len(), 61);
+        assert_eq!(base.units_in_use(), 63);
         drop(b);
+        drop(rest);
+        assert_eq!(base.units_in_use(), 0);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! It wraps another base and counts calls: [`Failing::fail_allocate_at`]`(n)` makes the n-th
 //! `allocate` from now fail, [`Failing::fail_commit_at`] does the same for `commit`, and
 //! [`Failing::fail_always`] makes every allocation fail until turned off. It also counts the
-//! chunks it has handed out and not yet seen released ([`Failing::live_chunks`]), so a test can
-//! check that an error path leaked nothing.
+//! chunks and bytes it has handed out and not yet seen released ([`Failing::live_chunks`],
+//! [`Failing::live_bytes`]), so a test can check that an error path leaked nothing, and the
+//! commit and decommit calls it forwarded ([`Failing::commits`], [`Failing::decommits`]), so a
+//! test can see when memory is purged.
 
 use core::{alloc::Layout, fmt, ptr::NonNull};
 
@@ -20,7 +22,11 @@ pub struct Failing<B> {
     commit_countdown: AtomicUsize,
     always: AtomicBool,
     live: AtomicUsize,
+    live_bytes: AtomicUsize,
     allocations: AtomicUsize,
+    commits: AtomicUsize,
+    decommits: AtomicUsize,
+    decommitted_bytes: AtomicUsize,
 }
 
 /// The error of a [`Failing`] base: injected, or the inner base's own.
@@ -57,7 +63,11 @@ impl<B> Failing<B> {
             commit_countdown: AtomicUsize::new(0),
             always: AtomicBool::new(false),
             live: AtomicUsize::new(0),
+            live_bytes: AtomicUsize::new(0),
             allocations: AtomicUsize::new(0),
+            commits: AtomicUsize::new(0),
+            decommits: AtomicUsize::new(0),
+            decommitted_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -86,9 +96,29 @@ impl<B> Failing<B> {
         self.live.load(Ordering::Relaxed)
     }
 
+    /// Bytes of the chunks handed out and not released yet.
+    pub fn live_bytes(&self) -> usize {
+        self.live_bytes.load(Ordering::Relaxed)
+    }
+
     /// Successful allocations so far.
     pub fn allocations(&self) -> usize {
         self.allocations.load(Ordering::Relaxed)
+    }
+
+    /// Successful commits so far.
+    pub fn commits(&self) -> usize {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Decommit calls so far.
+    pub fn decommits(&self) -> usize {
+        self.decommits.load(Ordering::Relaxed)
+    }
+
+    /// Bytes passed to decommit so far.
+    pub fn decommitted_bytes(&self) -> usize {
+        self.decommitted_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -111,6 +141,8 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
             .allocate(layout, commit)
             .map_err(FailingError::Inner)?;
         self.live.fetch_add(1, Ordering::Relaxed);
+        self.live_bytes
+            .fetch_add(chunk.layout().size(), Ordering::Relaxed);
         self.allocations.fetch_add(1, Ordering::Relaxed);
         let (ptr, layout, zeroed, handle) = chunk.into_parts();
         // SAFETY: the inner base's chunk, released through it in `deallocate`.
@@ -121,6 +153,8 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
         let (this, _) = chunk.handle();
         let this: &Failing<B> = this;
         this.live.fetch_sub(1, Ordering::Relaxed);
+        this.live_bytes
+            .fetch_sub(chunk.layout().size(), Ordering::Relaxed);
         // SAFETY: rebuilds the inner chunk from the parts it was made of; the outer chunk is
         // being dropped, so the inner one is released exactly once.
         let inner = unsafe {
@@ -139,10 +173,14 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
             return Err(FailingError::Injected);
         }
         // SAFETY: forwarded under the same contract.
-        unsafe { self.inner.commit(ptr, len) }.map_err(FailingError::Inner)
+        unsafe { self.inner.commit(ptr, len) }.map_err(FailingError::Inner)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     unsafe fn decommit(&self, ptr: NonNull<u8>, len: usize) -> bool {
+        self.decommits.fetch_add(1, Ordering::Relaxed);
+        self.decommitted_bytes.fetch_add(len, Ordering::Relaxed);
         // SAFETY: forwarded under the same contract.
         unsafe { self.inner.decommit(ptr, len) }
     }
@@ -168,13 +206,20 @@ mod tests {
         assert_eq!(base.allocate(l, true).unwrap_err(), FailingError::Injected);
         let b = base.allocate(l, true).unwrap();
         assert_eq!(f.live_chunks(), 2);
+        assert_eq!(f.live_bytes(), 2 << 16);
+        assert_eq!(f.allocations(), 2);
         f.fail_commit_at(1);
         // SAFETY: test-owned memory, used within its bounds while alive.
         assert!(unsafe { base.commit(a.pointer(), 1 << 16) }.is_err());
         // SAFETY: test-owned memory, used within its bounds while alive.
         assert!(unsafe { base.commit(a.pointer(), 1 << 16) }.is_ok());
+        assert_eq!(f.commits(), 1);
+        // SAFETY: test-owned memory whose contents are no longer needed.
+        unsafe { base.decommit(b.pointer(), 1 << 16) };
+        assert_eq!((f.decommits(), f.decommitted_bytes()), (1, 1 << 16));
         drop((a, b));
         assert_eq!(f.live_chunks(), 0);
+        assert_eq!(f.live_bytes(), 0);
         f.fail_always(true);
         assert!(base.allocate(l, true).is_err());
     }
