@@ -114,6 +114,9 @@ pub struct Context<'a, B: BaseAlloc> {
     /// The slabs this context owns (huge slabs excluded).
     slabs: Cell<*mut SlabHeader>,
     stats: StatCells,
+    /// A placeholder shared read-only between threads ([`Context::new_read_only`]): its frees
+    /// are not counted, so it is never written.
+    read_only: bool,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -128,8 +131,19 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             full: Queue::new(),
             slabs: Cell::new(ptr::null_mut()),
             stats: StatCells::new(),
+            read_only: false,
             _not_send: PhantomData,
         }
+    }
+
+    /// A context that never allocates and is never written, for sharing between threads as a
+    /// placeholder (a global allocator's thread slots start at one): frees and size queries
+    /// through it take the remote path and are not counted in its statistics. Allocating
+    /// through it is a bug (it would write).
+    pub const fn new_read_only(arenas: &'a Arenas<B>) -> Self {
+        let mut cx = Self::new(arenas);
+        cx.read_only = true;
+        cx
     }
 
     /// The arenas this context takes slabs from.
@@ -416,9 +430,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     unsafe fn free_slow(&self, slab: &SlabHeader, shard: &Shard, ptr: NonNull<u8>) {
         let size = shard.block_size.get();
         let flags = shard.flags.load(Ordering::Relaxed);
-        // A context that never allocated may be shared as a read-only placeholder (the global
-        // allocator's sentinel): it must not even count.
-        let counts = self.id() != UNASSIGNED;
+        // A read-only placeholder (the global allocator's sentinel) is shared between threads:
+        // it must not even count. Any other context counts its frees, allocated or not.
+        let counts = !self.read_only;
         if flags & FLAG_HUGE != 0 {
             if counts {
                 self.stats.free(Kind::Huge, size);
