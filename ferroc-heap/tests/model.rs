@@ -19,12 +19,28 @@ const MAX_ALIGN_SHIFT: u32 = 20;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Alloc { size: usize, align: u32 },
-    AllocZeroed { size: usize, align: u32 },
-    Realloc { pick: usize, size: usize, align: u32 },
-    Dealloc { pick: usize },
-    Free { pick: usize },
-    Collect { force: bool },
+    Alloc {
+        size: usize,
+        align: u32,
+    },
+    AllocZeroed {
+        size: usize,
+        align: u32,
+    },
+    Realloc {
+        pick: usize,
+        size: usize,
+        align: u32,
+    },
+    Dealloc {
+        pick: usize,
+    },
+    Free {
+        pick: usize,
+    },
+    Collect {
+        force: bool,
+    },
 }
 
 /// Sizes 0..=4 MiB, most of them small.

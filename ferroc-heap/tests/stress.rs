@@ -18,7 +18,7 @@ use ferroc_heap::{Context, Heap};
 const WORKERS: usize = 8;
 const LIVES: usize = 10;
 const BLOCKS_PER_LIFE: usize = 4000;
-const MAGIC: u64 = 0xF3_C0_0C1E_5EED_0001;
+const MAGIC: u64 = 0xF3C0_0C1E_5EED_0001;
 
 /// A block in flight: address and size.
 type Block = (usize, usize);
