@@ -228,3 +228,72 @@ fn blocks_handed_between_threads_and_threads_exiting_with_live_blocks() {
     assert!(stats.received.load(Ordering::Relaxed) > WORKERS * LIVES * BLOCKS_PER_LIFE / 2);
     assert_eq!(failing.live_chunks(), 0, "base chunks leaked");
 }
+
+/// One thread allocates, eight others free (the remote-free and full-shard paths only: the
+/// owner never frees anything itself). The live set is bounded by the channels, so if the owner
+/// learns of every remote free into its full shards it keeps reusing them, and the slabs in use
+/// stay near the live size instead of growing with the total allocated (256 MiB).
+#[test]
+fn producer_and_consumers_reuse_remotely_freed_memory() {
+    const CONSUMERS: usize = 8;
+    const BATCHES: usize = 1000;
+    const BATCH: usize = 1000;
+    const SIZE: usize = 256;
+    let arenas = Arenas::new(Mmap);
+    let peak = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let mut outs = Vec::new();
+        for _ in 0..CONSUMERS {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<usize>>(2);
+            outs.push(tx);
+            let arenas = &arenas;
+            s.spawn(move || {
+                let cx = Context::new(arenas);
+                for batch in rx {
+                    for p in batch {
+                        free(&Heap::new(&cx), (p, SIZE));
+                    }
+                }
+            });
+        }
+        let cx = Context::new(&arenas);
+        let heap = Heap::new(&cx);
+        let mut rng = Rng(99);
+        for b in 0..BATCHES {
+            let batch: Vec<usize> = (0..BATCH)
+                .map(|_| {
+                    let p = heap
+                        .allocate(Layout::from_size_align(SIZE, 8).unwrap())
+                        .unwrap();
+                    let addr = p.as_ptr() as usize;
+                    // SAFETY: a fresh block of `SIZE` bytes.
+                    unsafe {
+                        p.as_ptr().cast::<u64>().write(cookie(addr, SIZE));
+                        p.as_ptr()
+                            .add(SIZE - 8)
+                            .cast::<u64>()
+                            .write(!cookie(addr, SIZE));
+                    }
+                    addr
+                })
+                .collect();
+            outs[(b + rng.below(CONSUMERS)) % CONSUMERS]
+                .send(batch)
+                .unwrap();
+            peak.fetch_max(arenas.stats().slabs_in_use, Ordering::Relaxed);
+        }
+        drop(outs);
+    });
+    let peak = peak.into_inner();
+    println!("peak {peak} slabs");
+    let total = BATCHES * BATCH * SIZE / ferroc_arena::sizes::SLAB_SIZE;
+    // Live at once: at most 3 batches per consumer plus the one being made, 6.4 MiB.
+    assert!(
+        peak <= 8,
+        "{peak} slabs in use at the peak ({total} without reuse)"
+    );
+    let cx = Context::new(&arenas);
+    cx.collect(true);
+    drop(cx);
+    assert_eq!(arenas.stats().slabs_in_use, 0);
+}
