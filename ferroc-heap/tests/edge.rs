@@ -557,3 +557,40 @@ fn stat_counters_add_up() {
     assert_eq!((s.slabs, s.committed), (0, 0), "{s:?}");
     assert!(s.peak_slabs >= 1);
 }
+
+#[test]
+fn a_context_moves_freely_between_heaps() {
+    let arenas = Arenas::new(Mmap);
+    let cx = Context::new(&arenas);
+    let blocks: Vec<(NonNull<u8>, Layout)> = (0..2000)
+        .map(|i| {
+            let l = lay(8 + (i % 300) * 8, 8);
+            (touch(&Heap::new(&cx), l), l)
+        })
+        .collect();
+    // Moved (twice) with blocks live and shards queued, then used again.
+    let boxed = Box::new(cx);
+    let cx = *boxed;
+    let heap = Heap::new(&cx);
+    for (i, &(p, l)) in blocks.iter().enumerate() {
+        if i % 2 == 0 {
+            // SAFETY: live blocks, freed once.
+            unsafe { heap.deallocate(p, l) };
+        }
+    }
+    let more: Vec<NonNull<u8>> = (0..2000)
+        .map(|i| touch(&heap, lay(8 + i % 300, 8)))
+        .collect();
+    for (i, &(p, l)) in blocks.iter().enumerate() {
+        if i % 2 == 1 {
+            // SAFETY: as above.
+            unsafe { heap.deallocate(p, l) };
+        }
+    }
+    for p in more {
+        // SAFETY: as above.
+        unsafe { heap.free(p) };
+    }
+    heap.collect(true);
+    assert_eq!(in_use(&arenas), (0, 0, 0));
+}
