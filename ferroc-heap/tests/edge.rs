@@ -107,8 +107,8 @@ fn huge_blocks_freed_by_another_thread() {
     // Arena-served, slab-aligned, and one larger than the largest arena (straight from the
     // base: address space only, the base reserves without committing swap).
     let layouts = [
-        lay(5 << 20, 8),
-        lay(40 << 20, 1 << 23),
+        lay(SLAB_SIZE + SLAB_SIZE / 4, 8),
+        lay(10 * SLAB_SIZE, 2 * SLAB_SIZE),
         lay(MAX_ARENA_SLABS * SLAB_SIZE + 1, 16),
     ];
     let blocks: Vec<(usize, Layout)> = layouts

@@ -178,7 +178,8 @@ fn every_base_allocation_failing_in_turn() {
         free_all(&heap, live);
     }
     let calls = clean.allocations();
-    assert!(calls >= 3, "{calls} base allocations");
+    // At least the first arena and the run larger than any arena.
+    assert!(calls >= 2, "{calls} base allocations");
     let mut visible = 0;
     for n in 1..=calls + 2 {
         visible += usize::from(with_fault(|f| f.fail_allocate_at(n)) > 0);
