@@ -594,3 +594,35 @@ fn a_context_moves_freely_between_heaps() {
     heap.collect(true);
     assert_eq!(in_use(&arenas), (0, 0, 0));
 }
+
+#[test]
+fn impossible_requests_fail_cleanly() {
+    let arenas = Arenas::new(Mmap);
+    let cx = Context::new(&arenas);
+    let heap = Heap::new(&cx);
+    let keep = touch(&heap, lay(100, 8));
+    let max = isize::MAX as usize;
+    for (size, align) in [
+        (max - 4095, 4096),
+        (max / 2, 8),
+        (max - (1 << 30) + 1, 1 << 30),
+        (1 << 47, 1 << 20),
+    ] {
+        let l = lay(size, align);
+        assert!(heap.allocate(l).is_err(), "{l:?}");
+        assert!(heap.allocate_zeroed(l).is_err(), "{l:?}");
+        // SAFETY: a live block of 100 bytes; on error it is untouched.
+        assert!(unsafe { heap.reallocate(keep, lay(100, 8), l) }.is_err());
+    }
+    // Still usable, and the block that failed to grow is intact.
+    // SAFETY: a live block of 100 bytes.
+    assert_eq!(unsafe { *keep.as_ptr().add(99) }, 0x5A);
+    let p = touch(&heap, lay(5000, 64));
+    // SAFETY: live blocks, freed once.
+    unsafe {
+        heap.free(p);
+        heap.free(keep);
+    }
+    heap.collect(true);
+    assert_eq!(in_use(&arenas), (0, 0, 0));
+}
