@@ -121,6 +121,13 @@ impl ThreadFree {
         self.0.load(Ordering::Relaxed) & STATE
     }
 
+    /// The list's first block, without taking it (for consistency checks while no other
+    /// thread frees into the shard).
+    #[cfg(test)]
+    pub(crate) fn peek(&self) -> *mut Block {
+        (self.0.load(Ordering::Acquire) & !STATE) as *mut Block
+    }
+
     /// Pushes `block` (remote free: one CAS loop).
     ///
     /// # Safety
