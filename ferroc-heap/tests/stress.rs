@@ -1,9 +1,10 @@
-//! Multi-threaded stress: 8 workers (10 lives of 4,000 blocks each), each living several short lives (a thread of its own with a
-//! fresh `Context`), allocating blocks of mixed sizes, handing most of them to other workers
-//! through channels to be freed there, and exiting with blocks still live in other hands, so
-//! their slabs are abandoned and reclaimed while other threads free into them. Every block
-//! carries a cookie (its address, size and a magic number) at both ends, checked before it is
-//! freed. At the end every slab must be back in the arenas and every base chunk released.
+//! Multi-threaded stress: 8 workers, each living 10 short lives (a thread of its own with a
+//! fresh `Context`, 4,000 blocks per life), allocating blocks of mixed sizes, handing most of
+//! them to other workers through channels to be freed (or reallocated, then kept) there, and
+//! exiting with blocks still live in other hands, so their slabs are abandoned and reclaimed
+//! while other threads free into them. Every block carries a cookie (its address, size and a
+//! magic number) at both ends, checked before it is freed or reallocated. At the end every
+//! slab must be back in the arenas and every base chunk released.
 use core::{alloc::Layout, ptr::NonNull};
 use std::sync::{
     Barrier,
@@ -86,13 +87,46 @@ fn free<B: BaseAlloc>(heap: &Heap<'_, '_, B>, (addr, size): Block) {
     }
 }
 
-/// Drains what is waiting in `inbox` (without blocking) and frees it.
-fn drain<B: BaseAlloc>(heap: &Heap<'_, '_, B>, inbox: &Receiver<Vec<Block>>) -> usize {
+/// Takes what is waiting in `inbox`: a quarter of the blocks is reallocated here (from the
+/// sender's slabs into this thread's, or in place) and kept, the rest is freed.
+fn receive<B: BaseAlloc>(
+    heap: &Heap<'_, '_, B>,
+    inbox: &Receiver<Vec<Block>>,
+    rng: &mut Rng,
+    kept: &mut Vec<Block>,
+) -> usize {
     let mut n = 0;
     for batch in inbox.try_iter() {
         n += batch.len();
-        for b in batch {
-            free(heap, b);
+        for (addr, size) in batch {
+            if rng.below(4) != 0 {
+                free(heap, (addr, size));
+                continue;
+            }
+            let p = NonNull::new(addr as *mut u8).unwrap();
+            let c = cookie(addr, size);
+            let new = pick_size(rng).min(1 << 20);
+            // SAFETY: a live block of `size` bytes handed to this thread.
+            let q = unsafe {
+                assert_eq!(p.as_ptr().cast::<u64>().read(), c, "cookie of {addr:#x}");
+                heap.reallocate(
+                    p,
+                    Layout::from_size_align(size, 8).unwrap(),
+                    Layout::from_size_align(new, 8).unwrap(),
+                )
+            }
+            .expect("out of memory");
+            let q_addr = q.as_ptr() as usize;
+            // SAFETY: a live block of `new >= 16` bytes; its first 8 bytes were kept.
+            unsafe {
+                assert_eq!(q.as_ptr().cast::<u64>().read(), c, "reallocate lost data");
+                q.as_ptr().cast::<u64>().write(cookie(q_addr, new));
+                q.as_ptr()
+                    .add(new - 8)
+                    .cast::<u64>()
+                    .write_unaligned(!cookie(q_addr, new));
+            }
+            kept.push((q_addr, new));
         }
     }
     n
@@ -131,14 +165,12 @@ fn life<B: BaseAlloc>(
             free(&heap, kept.swap_remove(j));
         }
         if i % 256 == 0 {
-            stats
-                .received
-                .fetch_add(drain(&heap, inbox), Ordering::Relaxed);
+            let n = receive(&heap, inbox, &mut rng, &mut kept);
+            stats.received.fetch_add(n, Ordering::Relaxed);
         }
     }
-    stats
-        .received
-        .fetch_add(drain(&heap, inbox), Ordering::Relaxed);
+    let n = receive(&heap, inbox, &mut rng, &mut kept);
+    stats.received.fetch_add(n, Ordering::Relaxed);
     // Exit with blocks still live: half of what is kept goes to other workers with the rest
     // of the outgoing batches, so this context's slabs are abandoned with live blocks.
     let half = kept.len() / 2;
