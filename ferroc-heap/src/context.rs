@@ -376,7 +376,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         let (offset, run_align, run_offset) = if align >= SLAB_SIZE {
             (SLAB_SIZE, align, SLAB_SIZE)
         } else {
-            (align_up(header, align)?, SLAB_SIZE, 0)
+            // At least 16-aligned, like every block of 16 bytes or more (the header's size is
+            // only a multiple of 8).
+            (align_up(header, align.max(16))?, SLAB_SIZE, 0)
         };
         let total = offset.checked_add(size.max(1))?;
         let count = total.div_ceil(SLAB_SIZE);
