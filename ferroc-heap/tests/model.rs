@@ -9,7 +9,7 @@
 use core::{alloc::Layout, ptr::NonNull};
 use std::collections::BTreeMap;
 
-use ferroc_arena::{Arenas, BaseAlloc};
+use ferroc_arena::{Arenas, BaseAlloc, sizes::SHARD_SIZE};
 use ferroc_base::{Mmap, Static};
 use ferroc_heap::{Context, Heap};
 use proptest::prelude::*;
@@ -121,12 +121,32 @@ impl Model {
     }
 
     /// Checks a new block and records it, filled with a fresh byte.
-    fn add<B: BaseAlloc>(&mut self, heap: &Heap<'_, '_, B>, ptr: NonNull<u8>, layout: Layout) {
+    /// `fresh`: a new block (not one kept in place by `reallocate`).
+    fn add<B: BaseAlloc>(
+        &mut self,
+        heap: &Heap<'_, '_, B>,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        fresh: bool,
+    ) {
         let addr = ptr.as_ptr() as usize;
         assert_eq!(addr % layout.align(), 0, "{layout:?} at {addr:#x}");
         // SAFETY: a live block of this heap.
         let usable = unsafe { heap.usable_size(ptr) };
         assert!(usable >= layout.size(), "{layout:?}: usable {usable}");
+        // Blocks of 16 bytes or more are 16-aligned; new blocks of power-of-two sizes up to the
+        // shard size are naturally aligned.
+        if usable >= 16 {
+            assert_eq!(addr % 16, 0, "{layout:?} (block of {usable}) at {addr:#x}");
+        }
+        let size = layout.size();
+        if fresh && size.is_power_of_two() && size <= SHARD_SIZE {
+            assert_eq!(
+                addr % size,
+                0,
+                "{layout:?} not naturally aligned at {addr:#x}"
+            );
+        }
         let end = addr + usable.max(1);
         if let Some((&s, &e)) = self.ranges.range(..end).next_back() {
             assert!(e <= addr, "{addr:#x}..{end:#x} overlaps {s:#x}..{e:#x}");
@@ -162,7 +182,7 @@ fn run<B: BaseAlloc>(arenas: &Arenas<B>, ops: &[Op], may_fail: bool) {
     for op in ops {
         match *op {
             Op::Alloc { size, align } => match heap.allocate(layout(size, align)) {
-                Ok(p) => m.add(&heap, p, layout(size, align)),
+                Ok(p) => m.add(&heap, p, layout(size, align), true),
                 Err(_) => assert!(may_fail, "allocate {size} align {align} failed"),
             },
             Op::AllocZeroed { size, align } => {
@@ -171,7 +191,7 @@ fn run<B: BaseAlloc>(arenas: &Arenas<B>, ops: &[Op], may_fail: bool) {
                         // SAFETY: a live block of at least `size` bytes.
                         let zero = unsafe { all_equal(p.as_ptr(), size, 0) };
                         assert!(zero, "allocate_zeroed {size} align {align} not zeroed");
-                        m.add(&heap, p, layout(size, align));
+                        m.add(&heap, p, layout(size, align), true);
                     }
                     Err(_) => assert!(may_fail, "allocate_zeroed {size} failed"),
                 }
@@ -187,12 +207,12 @@ fn run<B: BaseAlloc>(arenas: &Arenas<B>, ops: &[Op], may_fail: bool) {
                         // SAFETY: the new block holds at least `size >= kept` bytes.
                         let intact = unsafe { all_equal(p.as_ptr(), kept, old.fill) };
                         assert!(intact, "reallocate {:?} -> {new:?} lost data", old.layout);
-                        m.add(&heap, p, new);
+                        m.add(&heap, p, new, p != old.ptr);
                     }
                     Err(_) => {
                         assert!(may_fail, "reallocate to {new:?} failed");
                         // The old block is untouched and still live.
-                        m.add(&heap, old.ptr, old.layout);
+                        m.add(&heap, old.ptr, old.layout, false);
                     }
                 }
             }
