@@ -295,6 +295,14 @@ fn teardown_with_nothing_live_returns_every_byte() {
     {
         let arenas = Arenas::new(&failing);
         {
+            // A context takes no memory until it allocates, not even to collect.
+            let cx = Context::new(&arenas);
+            cx.collect(false);
+            cx.collect(true);
+            drop(cx);
+            assert_eq!(failing.allocations(), 0);
+        }
+        {
             let cx = Context::new(&arenas);
             let heap = Heap::new(&cx);
             let mut v: Vec<(NonNull<u8>, Layout)> = Vec::new();
