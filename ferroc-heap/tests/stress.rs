@@ -185,10 +185,12 @@ fn life<B: BaseAlloc>(
             let _ = outs[to].send(batch);
         }
     }
+    // The context drops, abandoning the slabs that still hold blocks in flight (the other
+    // workers free or reclaim them later).
+    drop(cx);
     stats
         .abandoned_seen
         .fetch_max(arenas.abandoned_count(), Ordering::Relaxed);
-    // The context drops here, abandoning whatever still holds blocks in flight.
 }
 
 struct Counters {
