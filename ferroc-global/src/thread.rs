@@ -65,7 +65,7 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B>> ThreadGlobal<B, S> {
         let _ = (on_exit, on_process_exit);
         ThreadGlobal {
             arenas: Arenas::new(base),
-            placeholder: Placeholder(Context::new(&this.arenas)),
+            placeholder: Placeholder(Context::new_read_only(&this.arenas)),
             pool: Pool::new(),
             slot: PhantomData,
             #[cfg(feature = "libc")]

@@ -114,6 +114,9 @@ pub struct Context<'a, B: BaseAlloc> {
     /// The slabs this context owns (huge slabs excluded).
     slabs: Cell<*mut SlabHeader>,
     stats: StatCells,
+    /// A placeholder shared read-only between threads ([`Context::new_read_only`]): its frees
+    /// are not counted, so it is never written.
+    read_only: bool,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -128,8 +131,19 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             full: Queue::new(),
             slabs: Cell::new(ptr::null_mut()),
             stats: StatCells::new(),
+            read_only: false,
             _not_send: PhantomData,
         }
+    }
+
+    /// A context that never allocates and is never written, for sharing between threads as a
+    /// placeholder (a global allocator's thread slots start at one): frees and size queries
+    /// through it take the remote path and are not counted in its statistics. Allocating
+    /// through it is a bug (it would write).
+    pub const fn new_read_only(arenas: &'a Arenas<B>) -> Self {
+        let mut cx = Self::new(arenas);
+        cx.read_only = true;
+        cx
     }
 
     /// The arenas this context takes slabs from.
@@ -362,7 +376,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         let (offset, run_align, run_offset) = if align >= SLAB_SIZE {
             (SLAB_SIZE, align, SLAB_SIZE)
         } else {
-            (align_up(header, align)?, SLAB_SIZE, 0)
+            // At least 16-aligned, like every block of 16 bytes or more (the header's size is
+            // only a multiple of 8).
+            (align_up(header, align.max(16))?, SLAB_SIZE, 0)
         };
         let total = offset.checked_add(size.max(1))?;
         let count = total.div_ceil(SLAB_SIZE);
@@ -416,9 +432,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     unsafe fn free_slow(&self, slab: &SlabHeader, shard: &Shard, ptr: NonNull<u8>) {
         let size = shard.block_size.get();
         let flags = shard.flags.load(Ordering::Relaxed);
-        // A context that never allocated may be shared as a read-only placeholder (the global
-        // allocator's sentinel): it must not even count.
-        let counts = self.id() != UNASSIGNED;
+        // A read-only placeholder (the global allocator's sentinel) is shared between threads:
+        // it must not even count. Any other context counts its frees, allocated or not.
+        let counts = !self.read_only;
         if flags & FLAG_HUGE != 0 {
             if counts {
                 self.stats.free(Kind::Huge, size);
@@ -702,3 +718,184 @@ impl<B: BaseAlloc> core::fmt::Debug for Context<'_, B> {
 }
 
 const _: () = assert!(SHARD_SIZE * SHARDS_PER_SLAB == SLAB_SIZE);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{shard::FLAG_FULL, thread_free};
+    use ferroc_base::Mmap;
+    use std::{collections::BTreeSet, vec::Vec};
+
+    /// The length of a free list, checking that every block on it is a block of `shard`
+    /// (inside its carved area, at a block boundary) and on no other list (`seen`).
+    fn walk(shard: &Shard, mut p: *mut thread_free::Block, seen: &mut BTreeSet<usize>) -> u32 {
+        let (area, size) = (shard.area.get() as usize, shard.block_size.get());
+        let end = area + shard.capacity.get() as usize * size;
+        let mut n = 0;
+        while !p.is_null() {
+            let a = p as usize;
+            assert!(
+                a >= area && a < end && (a - area).is_multiple_of(size),
+                "stray block {a:#x}"
+            );
+            assert!(seen.insert(a), "block {a:#x} on two lists");
+            n += 1;
+            // SAFETY: a free block of the shard, linked through its first word.
+            p = unsafe { (*p).next };
+        }
+        n
+    }
+
+    /// Checks the documented shard invariant and the queue/list states of every shard of
+    /// `cx`, while no other thread frees into them.
+    fn check(cx: &Context<'_, Mmap>) {
+        let mut queued = BTreeSet::new();
+        for (c, queue) in cx.queues.iter().enumerate() {
+            let mut p = queue.head.get();
+            while let Some(s) = NonNull::new(p) {
+                // SAFETY: queued shards are live shard metadata.
+                let s = unsafe { s.as_ref() };
+                assert_eq!(s.class(), c);
+                assert_eq!(s.flags.load(Ordering::Relaxed), 0);
+                assert_eq!(s.thread_free.state(), thread_free::NORMAL);
+                queued.insert(s as *const Shard as usize);
+                p = s.next.get();
+            }
+            if CLASS_SIZES[c] <= SMALL_MAX {
+                let head = queue.head.get();
+                let want = if head.is_null() { EMPTY } else { head };
+                assert_eq!(
+                    cx.direct[CLASS_SIZES[c] / 8].get(),
+                    want,
+                    "direct table, class {c}"
+                );
+            }
+        }
+        let mut full = BTreeSet::new();
+        let mut p = cx.full.head.get();
+        while let Some(s) = NonNull::new(p) {
+            // SAFETY: as above.
+            let s = unsafe { s.as_ref() };
+            assert_eq!(s.flags.load(Ordering::Relaxed), FLAG_FULL);
+            let st = s.thread_free.state();
+            assert!(
+                st == thread_free::FULL || st == thread_free::NOTIFIED,
+                "state {st}"
+            );
+            full.insert(s as *const Shard as usize);
+            p = s.next.get();
+        }
+        let mut slab = cx.slabs.get();
+        while !slab.is_null() {
+            // SAFETY: listed slabs are ours and live.
+            let sl = unsafe { &*slab };
+            let mut units = 0u64;
+            let mut shards = 0;
+            for s in sl.heads() {
+                let mut seen = BTreeSet::new();
+                let free = walk(s, s.free.get(), &mut seen);
+                let local = walk(s, s.local_free.get(), &mut seen);
+                let remote = walk(s, s.thread_free.peek(), &mut seen);
+                assert!(s.capacity.get() <= s.reserved.get());
+                assert_eq!(s.used.get(), s.capacity.get() - free - local, "used");
+                assert!(remote <= s.used.get());
+                let addr = s as *const Shard as usize;
+                assert!(queued.contains(&addr) ^ full.contains(&addr), "in one list");
+                let u = sl.unit_of(s);
+                units |= crate::slab::unit_mask(u, s.units.get() as usize);
+                shards += 1;
+            }
+            assert_eq!(units & sl.free_units.get(), 0, "free units in use");
+            assert_eq!(
+                units | sl.free_units.get(),
+                crate::slab::ALL_UNITS,
+                "units lost"
+            );
+            assert_eq!(shards, sl.used_shards.get());
+            slab = sl.next.get();
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn shard_invariants_hold_through_local_and_remote_frees() {
+        let arenas = Arenas::new(Mmap);
+        let cx = Context::new(&arenas);
+        let mut rng = Rng(0x5EED);
+        let mut live: Vec<usize> = Vec::new();
+        for round in 0..6 {
+            for _ in 0..4000 {
+                if live.is_empty() || rng.below(3) != 0 {
+                    let size = [16, 48, 200, 1024, 3000, 20_000, 200_000][rng.below(7)];
+                    let align = 1 << rng.below(7);
+                    let p = cx
+                        .allocate(Layout::from_size_align(size, align).unwrap())
+                        .unwrap();
+                    live.push(p.as_ptr() as usize);
+                } else {
+                    let p = live.swap_remove(rng.below(live.len()));
+                    // SAFETY: a live block, freed once.
+                    unsafe { cx.free(NonNull::new(p as *mut u8).unwrap()) };
+                }
+            }
+            check(&cx);
+            // Another thread frees a third of what is live (into full shards, too).
+            let theirs: Vec<usize> = (0..live.len() / 3)
+                .map(|_| live.swap_remove(rng.below(live.len())))
+                .collect();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let other = Context::new(&arenas);
+                    for p in theirs {
+                        // SAFETY: live blocks, freed once.
+                        unsafe { other.free(NonNull::new(p as *mut u8).unwrap()) };
+                    }
+                });
+            });
+            check(&cx);
+            cx.collect(round % 2 == 0);
+            check(&cx);
+        }
+        // A context that dies with live blocks: its slabs are adopted by a forced collect.
+        let orphans: Vec<usize> = std::thread::scope(|s| {
+            s.spawn(|| {
+                let dying = Context::new(&arenas);
+                let mut rng = Rng(7);
+                let mut v: Vec<usize> = (0..3000)
+                    .map(|_| {
+                        let size = [24, 512, 5000][rng.below(3)];
+                        let l = Layout::from_size_align(size, 8).unwrap();
+                        dying.allocate(l).unwrap().as_ptr() as usize
+                    })
+                    .collect();
+                for _ in 0..1500 {
+                    let p = v.swap_remove(rng.below(v.len()));
+                    // SAFETY: a live block, freed once.
+                    unsafe { dying.free(NonNull::new(p as *mut u8).unwrap()) };
+                }
+                v
+            })
+            .join()
+            .unwrap()
+        });
+        cx.collect(true);
+        check(&cx);
+        for p in live.into_iter().chain(orphans) {
+            // SAFETY: live blocks, freed once.
+            unsafe { cx.free(NonNull::new(p as *mut u8).unwrap()) };
+        }
+        check(&cx);
+        cx.collect(true);
+        assert!(!cx.owns_slabs());
+        assert_eq!(arenas.stats().slabs_in_use, 0);
+    }
+}

@@ -36,6 +36,32 @@ impl fmt::Display for AllocError {
 /// v.extend(0..1000u32);
 /// assert_eq!(v.iter().sum::<u32>(), 499_500);
 /// ```
+///
+/// Safe code cannot move or drop a context while a heap uses it (other threads' frees reach
+/// only slab headers, never the context, so a context with no heap may move freely):
+///
+/// ```compile_fail,E0505
+/// # use ferroc_arena::Arenas;
+/// # use ferroc_base::Mmap;
+/// # use ferroc_heap::{Context, Heap};
+/// let arenas = Arenas::new(Mmap);
+/// let cx = Context::new(&arenas);
+/// let heap = Heap::new(&cx);
+/// let moved = cx;
+/// let _ = heap.allocate(core::alloc::Layout::new::<u64>());
+/// ```
+///
+/// Nor send a heap (or its context) to another thread:
+///
+/// ```compile_fail,E0277
+/// # use ferroc_arena::Arenas;
+/// # use ferroc_base::Mmap;
+/// # use ferroc_heap::{Context, Heap};
+/// fn send<T: Send>(_: T) {}
+/// let arenas = Arenas::new(Mmap);
+/// let cx = Context::new(&arenas);
+/// send(Heap::new(&cx));
+/// ```
 pub struct Heap<'c, 'a, B: BaseAlloc> {
     cx: &'c Context<'a, B>,
     _not_send: PhantomData<*mut ()>,

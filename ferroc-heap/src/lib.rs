@@ -42,6 +42,19 @@
 //!   blocks stay valid, any thread may free them, and another context adopts the slab.
 //! - No path panics or allocates through another allocator; out of memory is `None`/`Err`.
 //!
+//! ## Tests
+//! - `tests/model.rs`: proptest model of every `Heap` operation against a shadow of the live
+//!   blocks (alignment, usable size, no overlap, contents, zeroing), over `Mmap` and `Static`.
+//! - `tests/stress.rs`: 8 workers whose threads exit with blocks live in other hands
+//!   (abandon/reclaim), cross-thread frees and reallocates, cookies; one producer and eight
+//!   consumers, checking that remotely freed full shards are reused.
+//! - `tests/faults.rs`: every base allocation and commit failing in turn.
+//! - `tests/edge.rs`: alignments up to 1 GiB, size 0, huge blocks across threads, runs of 64
+//!   slabs, abandoned slabs, teardown, in-place reallocate, `allocator_api2`, `stat`, memory
+//!   going back after a peak.
+//! - unit tests: the shard invariant and list states (`context.rs`), size classes; loom models
+//!   of the lock-free handshakes (`thread_free.rs`, run by `cargo xtask test-loom`).
+//!
 //! ## What it owns
 //! The size classes, the slab header layout, the shard lists, the remote-free handshake and
 //! abandonment of slabs. It owns no memory of its own: every byte comes from the arenas.

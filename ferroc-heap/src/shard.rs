@@ -49,7 +49,9 @@ pub struct Shard {
     pub(crate) free: Cell<*mut Block>,
     /// Blocks live or in `thread_free`.
     pub(crate) used: Cell<u32>,
-    /// `FLAG_*`; atomic because any thread freeing into the shard reads it.
+    /// `FLAG_*`; atomic because any thread freeing into the shard reads it. `Relaxed`
+    /// everywhere: only the owner writes it, and other threads only test `FLAG_HUGE`, which is
+    /// set before the block is handed out and never changes while it lives.
     pub(crate) flags: AtomicU8,
     /// The size class (for a head).
     pub(crate) class: Cell<u8>,

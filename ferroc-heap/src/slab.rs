@@ -15,6 +15,16 @@
 //! **Ownership**: `owner` is the id of the context that owns the slab, `0` while abandoned; a
 //! free whose context id matches takes the local path. It is atomic because every freeing
 //! thread reads it; only the owner (or the reclaimer, after taking the abandoned bit) writes it.
+//! Every access is `Relaxed`, which suffices because ids are never reused and a thread only
+//! ever writes its own context's id: a thread reads its own id exactly when it (in program
+//! order) made the slab its own, and any stale or foreign value sends it down the remote path,
+//! which is right for every thread but the owner. The owner's plain fields are handed from one
+//! owner to the next by the arenas' abandoned bit (`Release` abandon, `Acquire` reclaim), not
+//! by `owner`.
+//!
+//! **Notifications**: `notified` has one bit per unit, set by a remote freer whose push found
+//! the unit's shard full (see `thread_free.rs` for the handshake and its orderings), and
+//! swapped out by the owner when it looks for shards to take back from its full list.
 
 use core::{
     cell::Cell,

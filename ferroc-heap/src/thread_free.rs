@@ -21,14 +21,40 @@
 //!   same freer moves `NOTIFYING -> NOTIFIED`. So exactly one notification is posted per full
 //!   episode, and a full shard can never miss a remote free: the push and the state change are
 //!   one CAS.
-//! - Blocks in the list are counted as used by the shard until the owner takes them.
+//! - Blocks in the list are counted as used by the shard until the owner takes them, so a
+//!   shard (and its slab) is only released once every remote free into it has been taken.
+//! - While the state is `NOTIFYING` the shard is not released (the owner waits it out in
+//!   [`ThreadFree::unmark_full`] before un-fulling, abandoning or releasing), so the freer's
+//!   write to the slab header lands in live memory.
 //!
-//! # Orderings
-//! - A push is a `Release` CAS: the block's link (and the freer's last writes to the block)
-//!   happen-before the owner's `Acquire` take of the list.
-//! - The owner's take is one `fetch_and` that keeps the state bits (one atomic RMW).
-//! - State-only changes by the owner use `Acquire` on `NOTIFYING -> ...` waits so that the
-//!   freer's write of the slab's notified bit (its `Release` store of `NOTIFIED`) is seen.
+//! # Orderings, and why each suffices
+//! - [`push`](ThreadFree::push): the CAS is `Release` on success, so the block's link and
+//!   every write the freer made to the block happen-before the owner's `Acquire` take that
+//!   receives it (later pushes continue the release sequence: each is a read-modify-write of
+//!   the same word). The first load and the failure ordering are `Relaxed`: they only guess
+//!   the current word, which the CAS checks.
+//! - [`take`](ThreadFree::take): one `Acquire` `fetch_and` that keeps the state bits, paired
+//!   with the pushes' `Release`. Its `Relaxed` pre-check may read a stale empty list; that only
+//!   leaves the blocks for the next collect (they still count as used, so nothing is released
+//!   early), and a later `try_mark_full` CAS sees the real word and fails.
+//! - [`try_mark_full`](ThreadFree::try_mark_full): `Relaxed`. It publishes no data: the freer
+//!   that sees `FULL` touches only atomics of the slab header, which stays live because its
+//!   block still counts as used. The CAS compares the whole word, so it fails if any block
+//!   arrived, whatever the pre-check saw.
+//! - [`notified`](ThreadFree::notified): `Release`, paired with the owner's `Acquire` loads
+//!   and CAS in [`unmark_full`](ThreadFree::unmark_full): the freer's write of the slab's
+//!   notified bit (its last access to the slab) happens-before the owner goes on to reuse,
+//!   abandon or release the shard. The slab's mask itself is only a hint of where to look
+//!   (`Release` `fetch_or`, `Acquire` `swap`): the owner acts on a shard only after
+//!   `unmark_full`, so a stale mask delays a notification, never loses one (the bit stays
+//!   set until the owner swaps it out).
+//! - [`reset`](ThreadFree::reset): `Relaxed`, only while no other thread can reach the shard
+//!   (a new shard's blocks reach other threads only through the program's own
+//!   synchronisation). [`state`](ThreadFree::state) is a `Relaxed` snapshot for tests.
+//!
+//! The loom models below (`cargo xtask test-loom`) check these: remote frees racing the take,
+//! the full-shard handshake with one and two freers, the owner waiting out a notification,
+//! and abandonment and reclaim of a slab while another thread frees into it.
 
 use core::ptr::{self, NonNull};
 
@@ -93,6 +119,13 @@ impl ThreadFree {
     /// The current state (a relaxed snapshot).
     pub fn state(&self) -> usize {
         self.0.load(Ordering::Relaxed) & STATE
+    }
+
+    /// The list's first block, without taking it (for consistency checks while no other
+    /// thread frees into the shard).
+    #[cfg(test)]
+    pub(crate) fn peek(&self) -> *mut Block {
+        (self.0.load(Ordering::Acquire) & !STATE) as *mut Block
     }
 
     /// Pushes `block` (remote free: one CAS loop).
@@ -182,9 +215,14 @@ impl ThreadFree {
 #[cfg(all(test, ferroc_loom))]
 mod loom_tests {
     use super::*;
-    use loom::sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
+    use ferroc_arena::abandoned::AbandonedSet;
+    use ferroc_base::bitmap::Bitmap;
+    use loom::{
+        cell::UnsafeCell,
+        sync::{
+            Arc,
+            atomic::{AtomicU64, Ordering},
+        },
     };
     use std::{boxed::Box, vec::Vec};
 
@@ -208,31 +246,48 @@ mod loom_tests {
     }
 
     /// Two remote freers push while the owner takes the list: every block is collected exactly
-    /// once.
+    /// once, and what a freer wrote into its block before freeing it (a loom cell, so loom
+    /// checks the order) is visible to the owner that collects it (`Release` push, `Acquire`
+    /// take).
     #[test]
     fn loom_remote_free_push_collect() {
         ferroc_base::loom_model("remote_free_push_collect", || {
             let s = Arc::new(ThreadFree::new());
             let blocks = [block(), block()];
             let addrs: Vec<usize> = blocks.iter().map(|b| b.as_ptr() as usize).collect();
+            let payload = Arc::new([UnsafeCell::new(0usize), UnsafeCell::new(0usize)]);
             let pushers: Vec<_> = blocks
                 .into_iter()
-                .map(|b| {
-                    let s = s.clone();
+                .enumerate()
+                .map(|(i, b)| {
+                    let (s, payload) = (s.clone(), payload.clone());
                     let b = b.as_ptr() as usize;
                     loom::thread::spawn(move || {
+                        // SAFETY: the block is this thread's until it is pushed.
+                        payload[i].with_mut(|p| unsafe { *p = i + 1 });
                         // SAFETY: a fresh block handed to this thread alone.
                         let r = unsafe { s.push(NonNull::new(b as *mut Block).unwrap()) };
                         assert_eq!(r, Pushed::Done);
                     })
                 })
                 .collect();
+            // The owner collects while the freers run (yielding, so that loom schedules them
+            // in between), and reads each block it gets before anyone is joined.
             let mut got = Vec::new();
-            drain(s.take(), &mut got);
+            while got.len() < 2 {
+                let before = got.len();
+                drain(s.take(), &mut got);
+                for &b in &got[before..] {
+                    let i = addrs.iter().position(|&a| a == b).unwrap();
+                    // SAFETY: the block was handed over by the take; loom checks the order.
+                    payload[i].with(|p| assert_eq!(unsafe { *p }, i + 1));
+                }
+                loom::thread::yield_now();
+            }
             for p in pushers {
                 p.join().unwrap();
             }
-            drain(s.take(), &mut got);
+            assert!(s.take().is_null());
             got.sort();
             let mut want = addrs.clone();
             want.sort();
@@ -280,6 +335,221 @@ mod loom_tests {
             }
             drain(s.tf.take(), &mut got);
             assert_eq!(got, [b]);
+            assert_eq!(s.tf.state(), NORMAL);
+        });
+    }
+
+    /// What one shard of a slab looks like to the abandon/reclaim model: its thread-free word,
+    /// the slab's owner and notification mask, the arenas' abandoned set (one word), and the
+    /// owner-only fields (`used`, and whether the slab has been given back) in loom cells, so
+    /// that loom reports any access to them that is not ordered after the previous owner's.
+    struct Slab {
+        tf: ThreadFree,
+        owner: AtomicUsize,
+        notified: AtomicU64,
+        abandoned_words: [AtomicU64; 1],
+        abandoned_count: AtomicUsize,
+        used: UnsafeCell<u32>,
+        released: UnsafeCell<bool>,
+        collected: UnsafeCell<Vec<usize>>,
+    }
+
+    impl Slab {
+        fn abandoned(&self) -> AbandonedSet<'_> {
+            AbandonedSet::new(Bitmap::new(&self.abandoned_words, 1), &self.abandoned_count)
+        }
+
+        /// The owner's collect: takes the remote frees and uncounts them; gives the slab back
+        /// if nothing is live any more. Returns whether it did.
+        fn collect_and_maybe_release(&self) -> bool {
+            let mut got = Vec::new();
+            drain(self.tf.take(), &mut got);
+            let used = self.used.with_mut(|u| {
+                // SAFETY: owner-only field; loom checks the ownership hand-over.
+                unsafe {
+                    *u -= got.len() as u32;
+                    *u
+                }
+            });
+            // SAFETY: as above.
+            self.collected.with_mut(|c| unsafe { (*c).extend(got) });
+            if used == 0 {
+                // SAFETY: as above; nobody may touch the header after this.
+                self.released.with_mut(|r| unsafe {
+                    assert!(!*r, "released twice");
+                    *r = true;
+                });
+            }
+            used == 0
+        }
+
+        /// A context dying (or done with a reclaimed slab): waits out a notification, collects,
+        /// and abandons the slab if blocks are still live.
+        fn abandon_or_release(&self) {
+            self.tf.unmark_full();
+            if !self.collect_and_maybe_release() {
+                self.owner.store(0, Ordering::Relaxed);
+                self.abandoned().abandon(0);
+            }
+        }
+
+        /// A reclaiming context: takes the slab if it is abandoned and makes it its own.
+        fn reclaim(&self, id: usize) -> bool {
+            if self.abandoned().reclaim().is_none() {
+                return false;
+            }
+            self.owner.store(id, Ordering::Relaxed);
+            self.tf.unmark_full();
+            self.notified.store(0, Ordering::Relaxed);
+            true
+        }
+
+        /// A free from a thread whose context id is `id`: local if the slab is its own.
+        fn free(&self, id: usize, block: usize) {
+            if self.owner.load(Ordering::Relaxed) == id {
+                // SAFETY: the slab is ours: owner-only fields are ours to touch.
+                self.used.with_mut(|u| unsafe { *u -= 1 });
+                // SAFETY: as above.
+                self.collected.with_mut(|c| unsafe { (*c).push(block) });
+                return;
+            }
+            // SAFETY: a live block of the shard, freed once.
+            let r = unsafe { self.tf.push(NonNull::new(block as *mut Block).unwrap()) };
+            if r == Pushed::MustNotify {
+                // The header must still be there: the owner cannot release the slab while
+                // the notification is in flight.
+                // SAFETY: a read that loom checks against the release.
+                self.released
+                    .with(|r| assert!(!unsafe { *r }, "notified a released slab"));
+                self.notified.fetch_or(1, Ordering::Release);
+                self.tf.notified();
+            }
+        }
+    }
+
+    /// Abandon and reclaim of a slab while another thread frees into it. The slab has two
+    /// live blocks in a full shard. Its owner (context 1) dies and abandons it while thread F
+    /// frees block 1 remotely (possibly notifying), and context 2 reclaims the slab and frees
+    /// block 2, locally if the reclaim came first. Context 2 then gives the slab up again
+    /// (releasing it if nothing is live, abandoning it otherwise), and a last context reclaims
+    /// whatever is left. Checks: every block is collected exactly once, `used` ends at 0, the
+    /// slab is released exactly once and never touched afterwards, and the owner-only fields
+    /// are only ever accessed in happens-before order (loom's cell checks).
+    #[test]
+    fn loom_abandon_reclaim_with_remote_free() {
+        ferroc_base::loom_model("abandon_reclaim_with_remote_free", || {
+            let s = Arc::new(Slab {
+                tf: ThreadFree::new(),
+                owner: AtomicUsize::new(1),
+                notified: AtomicU64::new(0),
+                abandoned_words: [AtomicU64::new(0)],
+                abandoned_count: AtomicUsize::new(0),
+                used: UnsafeCell::new(2),
+                released: UnsafeCell::new(false),
+                collected: UnsafeCell::new(Vec::new()),
+            });
+            assert!(
+                s.tf.try_mark_full(),
+                "the shard starts in its owner's full list"
+            );
+            let (b1, b2) = (block().as_ptr() as usize, block().as_ptr() as usize);
+            let owner = {
+                let s = s.clone();
+                loom::thread::spawn(move || s.abandon_or_release())
+            };
+            let freer = {
+                let s = s.clone();
+                loom::thread::spawn(move || s.free(3, b1))
+            };
+            let reclaimer = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let mine = s.reclaim(2);
+                    s.free(2, b2);
+                    if mine {
+                        s.abandon_or_release();
+                    }
+                })
+            };
+            owner.join().unwrap();
+            freer.join().unwrap();
+            reclaimer.join().unwrap();
+            // A last context takes over whatever is still abandoned, and every block is
+            // free by now, so it releases the slab.
+            if s.reclaim(4) {
+                assert!(s.collect_and_maybe_release(), "all blocks are free");
+            }
+            // SAFETY: every other thread has been joined.
+            unsafe {
+                assert!(s.released.with(|r| *r), "the slab was given back");
+                assert_eq!(s.used.with(|u| *u), 0);
+                let mut got = s.collected.with(|c| (*c).clone());
+                got.sort();
+                let mut want = std::vec![b1, b2];
+                want.sort();
+                assert_eq!(got, want);
+            }
+        });
+    }
+
+    /// The whole delayed-free handshake with two remote freers: the owner moves the shard to
+    /// its full list (unless blocks arrived first), then once looks for notifications the way
+    /// `process_notifications` does (swap the slab's mask, un-full, collect). Whatever the
+    /// interleaving, at most one notification is posted per full episode, a shard left in the
+    /// full list always has its notification posted (none is lost), and every block is
+    /// collected exactly once.
+    #[test]
+    fn loom_full_shard_two_freers() {
+        ferroc_base::loom_model("full_shard_two_freers", || {
+            let s = Arc::new(Shared {
+                tf: ThreadFree::new(),
+                notified: AtomicU64::new(0),
+            });
+            let posted = Arc::new(AtomicUsize::new(0));
+            let blocks = [block().as_ptr() as usize, block().as_ptr() as usize];
+            let freers: Vec<_> = blocks
+                .iter()
+                .map(|&b| {
+                    let (s, posted) = (s.clone(), posted.clone());
+                    loom::thread::spawn(move || {
+                        // SAFETY: a fresh block owned by this thread.
+                        let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                        if r == Pushed::MustNotify {
+                            posted.fetch_add(1, Ordering::Relaxed);
+                            s.notified.fetch_or(1, Ordering::Release);
+                            s.tf.notified();
+                        }
+                    })
+                })
+                .collect();
+            let mut got = Vec::new();
+            let mut in_full = s.tf.try_mark_full();
+            if !in_full {
+                drain(s.tf.take(), &mut got);
+            } else if s.notified.swap(0, Ordering::Acquire) != 0 {
+                assert_eq!(s.tf.unmark_full(), NOTIFIED);
+                in_full = false;
+                drain(s.tf.take(), &mut got);
+            }
+            for f in freers {
+                f.join().unwrap();
+            }
+            let posted = posted.load(Ordering::Relaxed);
+            assert!(posted <= 1, "one notification per full episode");
+            if in_full {
+                // Still in the full list: a freer must have told us.
+                assert_eq!(
+                    posted, 1,
+                    "a remote free into a full shard was not notified"
+                );
+                assert_eq!(s.notified.swap(0, Ordering::Acquire), 1);
+                assert_eq!(s.tf.unmark_full(), NOTIFIED);
+            }
+            drain(s.tf.take(), &mut got);
+            got.sort();
+            let mut want = blocks.to_vec();
+            want.sort();
+            assert_eq!(got, want);
             assert_eq!(s.tf.state(), NORMAL);
         });
     }
