@@ -1,4 +1,5 @@
-/* Shared helpers of Ferroc's workload programs (see README.md in this directory).
+/* Shared helpers of the workload programs of `cargo xtask suite` (xtask/src/suite/workloads.rs
+ * lists them with their arguments; the README's Performance section shows their results).
  *
  * Every program takes `<threads> <size...>` arguments, allocates only through malloc, calloc,
  * realloc and free (so that LD_PRELOAD swaps the allocator), checks the contents of every block

@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(g[1], Some(1.0));
         // mimalloc failed churn: its mean is over peak-fall alone.
         assert_eq!(g[2], Some(0.5));
-        assert!(r.reference_failed() == false);
+        assert!(!r.reference_failed());
         assert_eq!(r.failure_lines(), ["churn / mimalloc: exit status 4"]);
     }
 
