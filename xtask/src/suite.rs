@@ -515,3 +515,30 @@ fn write_results(results: &Results, out: &Path, assets: Option<&Path>) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_common_checksum() {
+        assert_eq!(
+            most_common(["a", "b", "b", "c"].into_iter()),
+            Some("b".to_owned())
+        );
+        assert_eq!(most_common(["a"].into_iter()), Some("a".to_owned()));
+        assert_eq!(most_common(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn peers_are_found_in_library_dirs() {
+        assert!(find_library("no-such-library.so.0").is_none());
+        let all = find_allocators(PathBuf::from("libferroc.so"), None).unwrap();
+        assert_eq!(all[0].name, "glibc");
+        assert!(all[0].lib.is_none());
+        assert_eq!(all[1].name, "ferroc");
+        let two = find_allocators(PathBuf::from("x"), Some("ferroc,glibc")).unwrap();
+        assert_eq!(two.len(), 2);
+        assert!(find_allocators(PathBuf::from("x"), Some("ptmalloc")).is_err());
+    }
+}
