@@ -78,7 +78,7 @@ fn mark(chunk: &Chunk<Mmap>, on: bool) {
 
 /// Whether `ptr` points into memory Ferroc got from the OS.
 #[inline(always)]
-pub fn is_ferroc_pointer(ptr: *const u8) -> bool {
+pub(crate) fn is_ferroc_pointer(ptr: *const u8) -> bool {
     // `ptr - 1` finds the slab of blocks that start right at a slab boundary (see ferroc-heap's
     // slab docs); no block starts at address 0.
     let i = (ptr as usize).wrapping_sub(1) >> SLAB_SHIFT;
@@ -134,7 +134,7 @@ unsafe impl BaseAlloc for Tracked {
 }
 
 /// The allocator instance behind every C entry point.
-pub static GLOBAL: ThreadGlobal<Tracked, IeSlot> =
+pub(crate) static GLOBAL: ThreadGlobal<Tracked, IeSlot> =
     ThreadGlobal::new(&GLOBAL, Tracked, on_thread_exit, on_process_exit);
 
 unsafe extern "C" fn on_thread_exit(slot: *mut core::ffi::c_void) {
