@@ -58,6 +58,12 @@ static void check_malloc0(void) {
     void *a = aligned_alloc(64, hide(0));
     CHECK(a != NULL && (uintptr_t)a % 64 == 0);
     free(a);
+    void *(*const realloc_fn)(void *, size_t) = realloc;
+    void *r = realloc_fn(NULL, hide(0));
+    void *r2 = realloc_fn(NULL, hide(0));
+    CHECK(r != NULL && r2 != NULL && r != r2 && ferroc_usable(r) > 0);
+    free(r);
+    free(r2);
 }
 
 static void check_free_null(void) {

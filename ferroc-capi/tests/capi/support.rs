@@ -263,8 +263,8 @@ fn build_program(
             cmd.arg(libs().dir.join("libferroc.a"));
         }
     }
-    // What a Rust static library needs from the system (`rustc --print native-static-libs`).
-    cmd.args(["-ldl", "-lpthread", "-lm", "-lgcc_s"]);
+    // What the static libraries need from the system (ferroc.pc's `Libs.private`).
+    cmd.args(["-ldl", "-lpthread", "-lm"]);
     let result = cmd
         .stdin(Stdio::null())
         .output()
