@@ -394,6 +394,25 @@ static void check_usable_size(void) {
         CHECK(all_bytes(live[slot], live_size[slot], (unsigned char)slot));
         free(live[slot]);
     }
+    /* Aligned blocks too: the whole usable size from the returned pointer is the caller's. */
+    for (size_t a = 16; a <= ((size_t)1 << 20); a *= 4) {
+        for (size_t m = 1; m < 300000; m = m * 5 + 3) {
+            enum { K = 8 };
+            unsigned char *p[K];
+            size_t u[K];
+            for (int i = 0; i < K; i++) {
+                p[i] = (unsigned char *)aligned_alloc(a, hide(m));
+                CHECK(p[i] != NULL && (uintptr_t)p[i] % a == 0);
+                u[i] = malloc_usable_size(p[i]);
+                CHECK(u[i] >= m);
+                memset(p[i], i + 1, u[i]);
+            }
+            for (int i = 0; i < K; i++) {
+                CHECK(all_bytes(p[i], u[i], (unsigned char)(i + 1)));
+                free(p[i]);
+            }
+        }
+    }
 }
 
 static void check_trim(void) {
