@@ -6,6 +6,8 @@ use core::{
     ptr::{self, NonNull},
 };
 
+use ferroc_heap::class::SMALL_MAX;
+
 use crate::{GLOBAL, is_ferroc_pointer};
 
 /// `errno` of the calling thread.
@@ -39,11 +41,23 @@ pub(crate) fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
     }
 }
 
+/// The body of every `malloc`: a small size needs no layout check (so the fast path has none).
+#[inline(always)]
+pub(crate) fn malloc_impl(size: usize) -> *mut c_void {
+    if size <= SMALL_MAX {
+        // SAFETY: a size this small with alignment 1 is a valid layout.
+        let layout = unsafe { Layout::from_size_align_unchecked(size, 1) };
+        let p = GLOBAL.alloc(layout);
+        return if p.is_null() { enomem() } else { p.cast() };
+    }
+    alloc_aligned(size, 1)
+}
+
 /// `malloc`: at least `size` bytes, 16-aligned from 16 bytes on (8-aligned below); a unique
 /// pointer for size 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn fe_malloc(size: usize) -> *mut c_void {
-    alloc_aligned(size, 1)
+    malloc_impl(size)
 }
 
 /// `calloc`: zeroed memory for `n` elements of `size` bytes; `ENOMEM` on overflow.

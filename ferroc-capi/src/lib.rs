@@ -78,7 +78,7 @@ fn mark(chunk: &Chunk<Mmap>, on: bool) {
 
 /// Whether `ptr` points into memory Ferroc got from the OS.
 #[inline(always)]
-pub fn is_ferroc_pointer(ptr: *const u8) -> bool {
+pub(crate) fn is_ferroc_pointer(ptr: *const u8) -> bool {
     // `ptr - 1` finds the slab of blocks that start right at a slab boundary (see ferroc-heap's
     // slab docs); no block starts at address 0.
     let i = (ptr as usize).wrapping_sub(1) >> SLAB_SHIFT;
@@ -134,7 +134,7 @@ unsafe impl BaseAlloc for Tracked {
 }
 
 /// The allocator instance behind every C entry point.
-pub static GLOBAL: ThreadGlobal<Tracked, IeSlot> =
+pub(crate) static GLOBAL: ThreadGlobal<Tracked, IeSlot> =
     ThreadGlobal::new(&GLOBAL, Tracked, on_thread_exit, on_process_exit);
 
 unsafe extern "C" fn on_thread_exit(slot: *mut core::ffi::c_void) {
@@ -150,17 +150,31 @@ type Cx = Context<'static, Tracked>;
 
 /// The initial-exec thread-local slot (x86-64 Linux without the `dlopen` feature).
 ///
-/// The slot is 8 bytes of `.tbss` defined in assembly (stable Rust has no attribute for a TLS
+/// The slot is 8 bytes of `.tdata` defined in assembly (stable Rust has no attribute for a TLS
 /// model), read and written `fs:`-relative through its `@GOTTPOFF` offset: one load, no
-/// `__tls_get_addr` call. `.tbss` starts zeroed, so the slot holds the *distance* from the
-/// placeholder context rather than a pointer: zero means "the placeholder", and no thread
-/// needs an initialisation branch.
+/// `__tls_get_addr` call. Its initial value, in the TLS image every thread starts from, is the
+/// placeholder context's address (a relocation the loader applies before any thread's TLS is
+/// made), so the slot always holds a context pointer and no thread needs an initialisation
+/// branch.
+///
+/// With the `dlopen` feature (or elsewhere) the slot is std's `thread_local!`, which starts at
+/// zero: it holds the *distance* from the placeholder instead, zero meaning "the placeholder".
 pub struct IeSlot;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(feature = "dlopen")))]
 mod ie {
+    use super::{Cx, GLOBAL, ThreadGlobal};
+
+    /// Where the placeholder context lies inside [`GLOBAL`] (for the slot's initial value).
+    const PLACEHOLDER_OFFSET: usize = {
+        let placeholder = ThreadGlobal::placeholder_of(&GLOBAL).cast::<u8>();
+        let global = (&raw const GLOBAL).cast::<u8>();
+        // SAFETY: both pointers lie in the static GLOBAL, the placeholder being a field of it.
+        unsafe { placeholder.offset_from(global) as usize }
+    };
+
     core::arch::global_asm!(
-        ".pushsection .tbss,\"awT\",@nobits",
+        ".pushsection .tdata,\"awT\",@progbits",
         ".p2align 3",
         // Global so every codegen unit links to it, hidden so it stays inside the library.
         ".globl ferroc_capi_thread_context",
@@ -168,13 +182,15 @@ mod ie {
         ".type ferroc_capi_thread_context,@object",
         ".size ferroc_capi_thread_context,8",
         "ferroc_capi_thread_context:",
-        ".zero 8",
+        ".quad {global} + {offset}",
         ".popsection",
+        global = sym GLOBAL,
+        offset = const PLACEHOLDER_OFFSET,
     );
 
     /// The slot's offset from the thread pointer.
     #[inline(always)]
-    pub fn offset() -> usize {
+    fn offset() -> usize {
         let off: usize;
         // SAFETY: loads the GOT entry the linker fills with the slot's thread-pointer offset.
         unsafe {
@@ -188,8 +204,8 @@ mod ie {
     }
 
     #[inline(always)]
-    pub fn read() -> usize {
-        let v: usize;
+    pub fn get(_placeholder: *const Cx) -> *const Cx {
+        let v: *const Cx;
         // SAFETY: `fs:offset` is this thread's slot (initial-exec TLS).
         unsafe {
             core::arch::asm!(
@@ -203,12 +219,12 @@ mod ie {
     }
 
     #[inline(always)]
-    pub fn write(v: usize) {
+    pub fn set(cx: *const Cx, _placeholder: *const Cx) {
         // SAFETY: as above.
         unsafe {
             core::arch::asm!(
                 "mov qword ptr fs:[{off}], {v}",
-                v = in(reg) v,
+                v = in(reg) cx,
                 off = in(reg) offset(),
                 options(nostack, preserves_flags),
             );
@@ -218,30 +234,33 @@ mod ie {
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(feature = "dlopen"))))]
 mod ie {
+    use super::Cx;
     use core::cell::Cell;
     std::thread_local!(static SLOT: Cell<usize> = const { Cell::new(0) });
 
     #[inline(always)]
-    pub fn read() -> usize {
-        SLOT.try_with(Cell::get).unwrap_or(0)
+    pub fn get(placeholder: *const Cx) -> *const Cx {
+        let distance = SLOT.try_with(Cell::get).unwrap_or(0);
+        (placeholder as usize).wrapping_add(distance) as *const Cx
     }
 
     #[inline(always)]
-    pub fn write(v: usize) {
-        let _ = SLOT.try_with(|c| c.set(v));
+    pub fn set(cx: *const Cx, placeholder: *const Cx) {
+        let _ = SLOT.try_with(|c| c.set((cx as usize).wrapping_sub(placeholder as usize)));
     }
 }
 
-// SAFETY: the slot holds `cx - placeholder` (wrapping), zero at thread start, so `get` returns
-// the placeholder until `set` stores another context; the accesses neither allocate nor fail.
+// SAFETY: the slot starts at the placeholder (the initial-exec slot holds it from its TLS
+// image; std's holds distance zero) and returns what `set` stored after; the accesses neither
+// allocate nor fail.
 unsafe impl ferroc_global::ThreadSlot<Tracked> for IeSlot {
     #[inline(always)]
     fn get(placeholder: *const Cx) -> *const Cx {
-        (placeholder as usize).wrapping_add(ie::read()) as *const Cx
+        ie::get(placeholder)
     }
 
     #[inline(always)]
     fn set(cx: *const Cx, placeholder: *const Cx) {
-        ie::write((cx as usize).wrapping_sub(placeholder as usize));
+        ie::set(cx, placeholder)
     }
 }

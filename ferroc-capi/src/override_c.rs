@@ -25,7 +25,7 @@ macro_rules! forward {
 /// `malloc`.
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    alloc_aligned(size, 1)
+    malloc_impl(size)
 }
 
 /// `free`.

@@ -66,7 +66,12 @@ fn new_impl(size: usize, align: usize) -> *mut c_void {
 
 #[inline(always)]
 fn new_nothrow(size: usize, align: usize) -> *mut c_void {
-    alloc_aligned(size, align)
+    // `align` is a constant at every call site: 1 takes malloc's path.
+    if align == 1 {
+        malloc_impl(size)
+    } else {
+        alloc_aligned(size, align)
+    }
 }
 
 macro_rules! cxx_new {
