@@ -127,7 +127,13 @@ impl Shard {
         self.prev.set(ptr::null_mut());
     }
 
-    /// Pops a free block (the allocation fast path: two loads, two stores, no atomics).
+    /// Pops a free block (the allocation fast path: two loads, two stores, a prefetch, no
+    /// atomics).
+    ///
+    /// The new head is prefetched: the next pop reads its first word, and a block that waited
+    /// on a free list (or was freed by another core) is rarely still in this core's cache, so
+    /// without the prefetch that read is a cache miss on the critical path of the next
+    /// allocation. With it the miss overlaps whatever the program does in between.
     #[inline(always)]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         let block = self.free.get();
@@ -135,7 +141,9 @@ impl Shard {
             return None;
         }
         // SAFETY: a block on `free` is a free block of this shard whose first word is its link.
-        self.free.set(unsafe { (*block).next });
+        let next = unsafe { (*block).next };
+        self.free.set(next);
+        prefetch(next);
         self.used.set(self.used.get() + 1);
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(block.cast()) })
@@ -225,6 +233,20 @@ impl Shard {
     pub(crate) fn class(&self) -> usize {
         self.class.get() as usize
     }
+}
+
+/// Asks the CPU to bring the line at `p` into its caches. Never faults (null and dangling
+/// addresses included) and has no effect on the program's meaning; a no-op where the target
+/// has no stable prefetch instruction.
+#[inline(always)]
+fn prefetch(p: *const Block) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the program.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// A shard that is never in use: every direct-table entry starts pointing at it, so the first
