@@ -553,7 +553,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         for shard in slab.heads() {
             shard.thread_free.unmark_full();
             shard.flags.store(0, Ordering::Relaxed);
-            shard.collect();
+            shard.collect_all();
             if shard.used.get() == 0 {
                 slab.put_units(slab.unit_of(shard), shard.units.get() as usize);
             } else {
@@ -588,7 +588,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             for shard in s.heads() {
                 shard.thread_free.unmark_full();
                 shard.flags.store(0, Ordering::Relaxed);
-                shard.collect();
+                shard.collect_all();
                 if shard.used.get() == 0 {
                     s.put_units(s.unit_of(shard), shard.units.get() as usize);
                 }
@@ -638,7 +638,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                 // SAFETY: queued shards are ours and live.
                 let shard = unsafe { &*shard.as_ptr() };
                 p = shard.next.get();
-                shard.collect();
+                shard.collect_all();
                 let only = self.queues[c].head.get() == self.queues[c].tail.get();
                 if shard.used.get() == 0 && (force || !only) {
                     self.release_shard(shard);
@@ -797,7 +797,13 @@ mod tests {
                 let local = walk(s, s.local_free.get(), &mut seen);
                 let remote = walk(s, s.thread_free.peek(), &mut seen);
                 assert!(s.capacity.get() <= s.reserved.get());
-                assert_eq!(s.used.get(), s.capacity.get() - free - local, "used");
+                let counted = u32::from(s.counted.get());
+                assert!(counted <= 1);
+                assert_eq!(
+                    s.used.get(),
+                    s.capacity.get() - counted * free - local,
+                    "used"
+                );
                 assert!(remote <= s.used.get());
                 let addr = s as *const Shard as usize;
                 assert!(queued.contains(&addr) ^ full.contains(&addr), "in one list");
@@ -824,6 +830,53 @@ mod tests {
             self.0 ^= self.0 << 17;
             (self.0 % n as u64) as usize
         }
+    }
+
+    /// Blocks freed by another thread come back as an uncounted `free` list: allocation pops
+    /// them without counting, `used` stays exact enough to release nothing live, and once
+    /// everything is freed locally the shards and slabs are released.
+    #[test]
+    fn uncounted_remote_lists_are_reused_and_settled() {
+        let arenas = Arenas::new(Mmap);
+        let cx = Context::new(&arenas);
+        let l = Layout::from_size_align(64, 8).unwrap();
+        let first: Vec<usize> = (0..4000)
+            .map(|_| cx.allocate(l).unwrap().as_ptr() as usize)
+            .collect();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let other = Context::new(&arenas);
+                for &p in &first {
+                    // SAFETY: live blocks, freed once.
+                    unsafe { other.free(NonNull::new(p as *mut u8).unwrap()) };
+                }
+            });
+        });
+        let mut second = Vec::new();
+        let mut saw_uncounted = false;
+        for _ in 0..4000 {
+            second.push(cx.allocate(l).unwrap().as_ptr() as usize);
+            // SAFETY: the direct entry points at a live shard or the empty one.
+            saw_uncounted |= unsafe { (*cx.direct[64 / 8].get()).counted.get() } == 0;
+        }
+        assert!(saw_uncounted, "a remote list was taken whole");
+        check(&cx);
+        let reused = second.iter().filter(|p| first.contains(p)).count();
+        assert!(reused > 3000, "remotely freed blocks are reused ({reused})");
+        for p in second.drain(..2000) {
+            // SAFETY: live blocks, freed once.
+            unsafe { cx.free(NonNull::new(p as *mut u8).unwrap()) };
+        }
+        check(&cx);
+        cx.collect(false);
+        check(&cx);
+        for p in second {
+            // SAFETY: live blocks, freed once.
+            unsafe { cx.free(NonNull::new(p as *mut u8).unwrap()) };
+        }
+        cx.collect(true);
+        assert!(!cx.owns_slabs());
+        assert_eq!(arenas.stats().slabs_in_use, 0);
     }
 
     #[test]

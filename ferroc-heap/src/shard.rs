@@ -17,9 +17,17 @@
 //! a time (`extend`), so a fresh shard's memory is not touched all at once.
 //!
 //! # Invariant
-//! `used == capacity - |free| - |local_free|`: `used` counts the blocks that are live *or* in
-//! `thread_free` (freed remotely, not yet collected). A shard with `used == 0` holds no live
-//! block and no block in flight, so it can be released.
+//! `used == capacity - |local_free| - counted × |free|`: `used` counts the blocks that are
+//! live, in `thread_free` (freed remotely, not yet collected), or on an *uncounted* `free`
+//! list. `counted` is 1 except right after a collect that found `free` empty and simply made
+//! the remote list the new `free`: counting that list would mean walking it, a cache miss per
+//! block (the blocks were last written by other cores), on the allocation slow path, and each
+//! of those blocks is about to be popped anyway. So the list keeps counting as used, pops from
+//! it leave `used` alone (`used += counted`), and `used` is exact again once it runs out, or
+//! at once through [`Shard::settle`] (the cold paths that ask whether a shard is empty call
+//! it). `used` never reads lower than the true number of live blocks, so a shard with
+//! `used == 0` holds no live block and no block in flight, and can be released; one whose
+//! `free` is uncounted is at worst released later.
 //!
 //! # States (`flags` and the thread-free state)
 //! - in a class queue, `flags == 0`, thread-free `NORMAL`: the usual state;
@@ -47,7 +55,7 @@ pub const FLAG_HUGE: u8 = 2;
 pub struct Shard {
     /// Blocks ready to allocate.
     pub(crate) free: Cell<*mut Block>,
-    /// Blocks live or in `thread_free`.
+    /// Blocks live, in `thread_free`, or on an uncounted `free` (see the invariant).
     pub(crate) used: Cell<u32>,
     /// `FLAG_*`; atomic because any thread freeing into the shard reads it. `Relaxed`
     /// everywhere: only the owner writes it, and other threads only test `FLAG_HUGE`, which is
@@ -59,6 +67,9 @@ pub struct Shard {
     pub(crate) offset: Cell<u16>,
     /// Units the shard spans (for a head); 0 when the unit is free.
     pub(crate) units: Cell<u16>,
+    /// 1 when the blocks on `free` are counted out of `used`, 0 while they still count as
+    /// used (see the invariant); what a pop adds to `used`.
+    pub(crate) counted: Cell<u16>,
     /// Blocks the owner freed.
     pub(crate) local_free: Cell<*mut Block>,
     /// Blocks other threads freed, and the full-shard handshake state.
@@ -88,6 +99,7 @@ impl Shard {
             class: Cell::new(0),
             offset: Cell::new(0),
             units: Cell::new(0),
+            counted: Cell::new(1),
             local_free: Cell::new(ptr::null_mut()),
             thread_free: ThreadFree::new(),
             block_size: Cell::new(0),
@@ -117,6 +129,7 @@ impl Shard {
         self.class.set(class as u8);
         self.offset.set(0);
         self.units.set(units as u16);
+        self.counted.set(1);
         self.thread_free.reset();
         self.block_size.set(block_size);
         self.area.set(area);
@@ -144,7 +157,8 @@ impl Shard {
         let next = unsafe { (*block).next };
         self.free.set(next);
         prefetch(next);
-        self.used.set(self.used.get() + 1);
+        self.used
+            .set(self.used.get() + u32::from(self.counted.get()));
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(block.cast()) })
     }
@@ -172,10 +186,18 @@ impl Shard {
     }
 
     /// Moves `local_free` and `thread_free` into `free` (owner). Returns whether `free` is now
-    /// non-empty.
+    /// non-empty. `used` may stay above the number of live blocks (an uncounted `free`, see
+    /// the invariant); [`collect_all`](Self::collect_all) makes it exact.
     pub(crate) fn collect(&self) -> bool {
         let mut remote = self.thread_free.take();
         if !remote.is_null() {
+            if self.free.get().is_null() {
+                // The usual case: the remote list becomes `free` as it is, uncounted.
+                self.free.set(remote);
+                self.counted.set(0);
+                return true;
+            }
+            self.settle();
             // Count the blocks and find the tail to splice the list in front of `free`.
             let head = remote;
             let mut n = 1u32;
@@ -193,8 +215,32 @@ impl Shard {
         }
         if self.free.get().is_null() {
             self.free.set(self.local_free.replace(ptr::null_mut()));
+            self.counted.set(1);
         }
         self.has_free()
+    }
+
+    /// [`collect`](Self::collect), then [`settle`](Self::settle): afterwards `used` is the
+    /// number of live blocks (for the paths that release empty shards).
+    pub(crate) fn collect_all(&self) {
+        self.collect();
+        self.settle();
+    }
+
+    /// Counts an uncounted `free` list out of `used`, so that `used` is exact.
+    pub(crate) fn settle(&self) {
+        if self.counted.get() != 0 {
+            return;
+        }
+        let mut n = 0u32;
+        let mut p = self.free.get();
+        while !p.is_null() {
+            n += 1;
+            // SAFETY: blocks on `free` are free blocks of this shard, linked by their first word.
+            p = unsafe { (*p).next };
+        }
+        self.used.set(self.used.get() - n);
+        self.counted.set(1);
     }
 
     /// Carves up to a page's worth of never-used blocks onto `free`. Returns whether any were.
@@ -203,6 +249,8 @@ impl Shard {
         if cap >= reserved {
             return false;
         }
+        // The new blocks are counted ones; so must the list they go in front of be.
+        self.settle();
         let size = self.block_size.get();
         let n = ((page_size / size).max(1) as u32).min(reserved - cap);
         // SAFETY: blocks `cap..cap + n` lie inside the shard's area (`reserved` blocks fit) and
