@@ -38,6 +38,7 @@
 
 use core::{
     cell::Cell,
+    mem::size_of,
     ptr::{self, NonNull},
 };
 
@@ -50,65 +51,95 @@ pub const FLAG_FULL: u8 = 1;
 /// The shard is the single-block shard of a huge slab.
 pub const FLAG_HUGE: u8 = 2;
 
+/// Bytes of a cache line, as far as the layout of [`Shard`] is concerned.
+const LINE: usize = 64;
+const PTR: usize = size_of::<usize>();
+
 /// Shard metadata (see the module docs).
-#[repr(C)]
+///
+/// # Layout: three cache lines
+/// 1. what the owner writes on every allocation and local free (`free`, `used`,
+///    `local_free`...);
+/// 2. what every free reads, written only while the shard is set up or changes list (`offset`,
+///    `flags`, the block size...);
+/// 3. `thread_free`, which other threads' frees write.
+///
+/// Sharing one line between the first and the others made a remote free miss on `offset`
+/// and `flags` and bounce the line the owner was popping from (perf: the hottest loads of
+/// larson's `free` were those); sharing it between the last two made each remote CAS
+/// invalidate what the owner's local frees read.
+#[repr(C, align(64))]
 pub struct Shard {
+    // --- Line 1: the owner's hot fields.
     /// Blocks ready to allocate.
     pub(crate) free: Cell<*mut Block>,
+    /// Blocks the owner freed.
+    pub(crate) local_free: Cell<*mut Block>,
+    /// The first block.
+    pub(crate) area: Cell<*mut u8>,
+    /// Links in a class queue or the full list.
+    pub(crate) next: Cell<*mut Shard>,
+    pub(crate) prev: Cell<*mut Shard>,
     /// Blocks live, in `thread_free`, or on an uncounted `free` (see the invariant).
     pub(crate) used: Cell<u32>,
+    /// Blocks carved so far.
+    pub(crate) capacity: Cell<u32>,
+    /// Blocks that fit in the area.
+    pub(crate) reserved: Cell<u32>,
+    /// 1 when the blocks on `free` are counted out of `used`, 0 while they still count as
+    /// used (see the invariant); what a pop adds to `used`.
+    pub(crate) counted: Cell<u16>,
+    /// Whether the area not carved yet reads zero.
+    pub(crate) zeroed: Cell<bool>,
+    _line1: [u8; LINE - (5 * PTR + 15)],
+    // --- Line 2: read by every free.
+    /// The size of each block.
+    pub(crate) block_size: Cell<usize>,
+    /// For a non-head unit: how many units back its head is. 0 for heads and free units.
+    pub(crate) offset: Cell<u16>,
+    /// Units the shard spans (for a head); 0 when the unit is free.
+    pub(crate) units: Cell<u16>,
     /// `FLAG_*`; atomic because any thread freeing into the shard reads it. `Relaxed`
     /// everywhere: only the owner writes it, and other threads only test `FLAG_HUGE`, which is
     /// set before the block is handed out and never changes while it lives.
     pub(crate) flags: AtomicU8,
     /// The size class (for a head).
     pub(crate) class: Cell<u8>,
-    /// For a non-head unit: how many units back its head is. 0 for heads and free units.
-    pub(crate) offset: Cell<u16>,
-    /// Units the shard spans (for a head); 0 when the unit is free.
-    pub(crate) units: Cell<u16>,
-    /// 1 when the blocks on `free` are counted out of `used`, 0 while they still count as
-    /// used (see the invariant); what a pop adds to `used`.
-    pub(crate) counted: Cell<u16>,
-    /// Blocks the owner freed.
-    pub(crate) local_free: Cell<*mut Block>,
+    _line2: [u8; LINE - (PTR + 6)],
+    // --- Line 3: other threads' frees.
     /// Blocks other threads freed, and the full-shard handshake state.
     pub(crate) thread_free: ThreadFree,
-    /// The size of each block.
-    pub(crate) block_size: Cell<usize>,
-    /// The first block.
-    pub(crate) area: Cell<*mut u8>,
-    /// Blocks carved so far.
-    pub(crate) capacity: Cell<u32>,
-    /// Blocks that fit in the area.
-    pub(crate) reserved: Cell<u32>,
-    /// Whether the area not carved yet reads zero.
-    pub(crate) zeroed: Cell<bool>,
-    /// Links in a class queue or the full list.
-    pub(crate) next: Cell<*mut Shard>,
-    pub(crate) prev: Cell<*mut Shard>,
 }
 
+const _: () = {
+    assert!(core::mem::offset_of!(Shard, block_size) == LINE);
+    assert!(core::mem::offset_of!(Shard, thread_free) == 2 * LINE);
+    assert!(size_of::<Shard>() == 3 * LINE);
+};
+
 impl Shard {
-    /// A free unit's metadata.
+    /// A free unit's metadata: all zero bytes, so that a zeroed slab header needs no writing
+    /// (`counted` is only meaningful for heads, which [`init`](Self::init) sets up).
     pub(crate) const fn new() -> Self {
         Shard {
             free: Cell::new(ptr::null_mut()),
-            used: Cell::new(0),
-            flags: AtomicU8::new(0),
-            class: Cell::new(0),
-            offset: Cell::new(0),
-            units: Cell::new(0),
-            counted: Cell::new(1),
             local_free: Cell::new(ptr::null_mut()),
-            thread_free: ThreadFree::new(),
-            block_size: Cell::new(0),
             area: Cell::new(ptr::null_mut()),
-            capacity: Cell::new(0),
-            reserved: Cell::new(0),
-            zeroed: Cell::new(false),
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
+            used: Cell::new(0),
+            capacity: Cell::new(0),
+            reserved: Cell::new(0),
+            counted: Cell::new(0),
+            zeroed: Cell::new(false),
+            _line1: [0; LINE - (5 * PTR + 15)],
+            block_size: Cell::new(0),
+            offset: Cell::new(0),
+            units: Cell::new(0),
+            flags: AtomicU8::new(0),
+            class: Cell::new(0),
+            _line2: [0; LINE - (PTR + 6)],
+            thread_free: ThreadFree::new(),
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! slab (SLAB_SIZE, aligned) = [ header | unit 0 area ][ unit 1 ][ unit 2 ] ... [ unit N-1 ]
-//! header = owner, notified mask, free/fresh unit masks, links, Shard × (N + 1), the run token
+//! header = owner, notified mask, free/fresh unit masks, links, Shard × (N + 1) (three cache
+//!          lines each, see `shard.rs`), the run token
 //! ```
 //!
 //! **Finding a block's slab**: `(ptr - 1) & !(SLAB_SIZE - 1)`. No block starts at a slab's
@@ -210,9 +211,14 @@ impl<B: BaseAlloc> Slab<B> {
             addr_of_mut!((*h).used_shards).write(Cell::new(0));
             addr_of_mut!((*h).next).write(Cell::new(ptr::null_mut()));
             addr_of_mut!((*h).prev).write(Cell::new(ptr::null_mut()));
-            let shards = addr_of_mut!((*h).shards).cast::<Shard>();
-            for u in 0..=SHARDS_PER_SLAB {
-                shards.add(u).write(Shard::new());
+            // A free unit's metadata is all zero bytes (`Shard::new`): a zeroed run already
+            // holds it, and leaving it unwritten keeps the header's pages untouched until
+            // their shards are used (the slots are 12 KiB of a 4 MiB slab's header).
+            if !zeroed {
+                let shards = addr_of_mut!((*h).shards).cast::<Shard>();
+                for u in 0..=SHARDS_PER_SLAB {
+                    shards.add(u).write(Shard::new());
+                }
             }
             addr_of_mut!((*slab).run).write(MaybeUninit::new(run));
             &*h
