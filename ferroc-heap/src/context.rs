@@ -409,16 +409,29 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         // SAFETY: a live block lies in a live slab whose header is at `SlabHeader::of`.
         let slab = unsafe { &*SlabHeader::of(ptr) };
         let shard = slab.shard_of(ptr);
-        if slab.owner.load(Ordering::Relaxed) == self.id()
-            && shard.flags.load(Ordering::Relaxed) == 0
-        {
-            self.stats.free(
-                Kind::of_size(shard.block_size.get()),
-                shard.block_size.get(),
-            );
-            // SAFETY: our own live block.
-            if unsafe { shard.push_local(ptr) } == 0 && !shard.is_alone() {
-                self.release_shard(shard);
+        let flags = shard.flags.load(Ordering::Relaxed);
+        if slab.owner.load(Ordering::Relaxed) == self.id() {
+            if flags == 0 {
+                self.stats.free(
+                    Kind::of_size(shard.block_size.get()),
+                    shard.block_size.get(),
+                );
+                // SAFETY: our own live block.
+                if unsafe { shard.push_local(ptr) } == 0 && !shard.is_alone() {
+                    self.release_shard(shard);
+                }
+                return;
+            }
+        } else if flags & FLAG_HUGE == 0 {
+            // Another context's block (or an abandoned slab's): the remote path, one CAS loop,
+            // inline too. `FLAG_FULL` is the owner's business; the thread-free state tells us.
+            if !self.read_only {
+                let size = shard.block_size.get();
+                self.stats.free(Kind::of_size(size), size);
+            }
+            // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
+            if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::MustNotify {
+                Self::notify(slab, shard);
             }
             return;
         }
@@ -426,7 +439,18 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         unsafe { self.free_slow(slab, shard, ptr) }
     }
 
-    /// Frees a block that is huge, in a full shard of ours, or another context's.
+    /// Posts the notification a remote free into a full shard owes its owner.
+    #[cold]
+    #[inline(never)]
+    fn notify(slab: &SlabHeader, shard: &Shard) {
+        let bit = 1u64 << slab.unit_of(shard);
+        // The shard cannot be released while NOTIFYING, so the header is still there.
+        slab.notified.fetch_or(bit, Ordering::Release);
+        shard.thread_free.notified();
+    }
+
+    /// Frees a block that is huge or in a full shard of ours (and, from [`Context::free`]'s
+    /// point of view, nothing else; the remote path stays here for completeness).
     #[cold]
     #[inline(never)]
     unsafe fn free_slow(&self, slab: &SlabHeader, shard: &Shard, ptr: NonNull<u8>) {
@@ -458,10 +482,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         }
         // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
         if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::MustNotify {
-            let bit = 1u64 << slab.unit_of(shard);
-            // The shard cannot be released while NOTIFYING, so the header is still there.
-            slab.notified.fetch_or(bit, Ordering::Release);
-            shard.thread_free.notified();
+            Self::notify(slab, shard);
         }
     }
 
