@@ -254,7 +254,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             }
             if s.thread_free.try_mark_full() {
                 self.queues[c].remove(s);
-                s.flags.store(FLAG_FULL, Ordering::Relaxed);
+                s.set_flags(FLAG_FULL);
                 self.full.push_back(s);
                 self.update_direct(c);
             }
@@ -324,7 +324,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         let reserved = end.saturating_sub(area) / size;
         let zeroed = slab.take_fresh(u, n);
         for k in 1..n {
-            slab.shards[u + k].offset.set(k as u16);
+            slab.shards[u + k].set_offset(k as u16);
         }
         let shard = &slab.shards[u];
         shard.init(c, size, area as *mut u8, n, reserved, zeroed);
@@ -408,10 +408,10 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
         // SAFETY: a live block lies in a live slab whose header is at `SlabHeader::of`.
         let slab = unsafe { &*SlabHeader::of(ptr) };
-        let shard = slab.shard_of(ptr);
-        let flags = shard.flags.load(Ordering::Relaxed);
         if slab.owner.load(Ordering::Relaxed) == self.id() {
-            if flags == 0 {
+            // Ours: the owner's copies of the offset and flags, on the line we write anyway.
+            let shard = slab.own_shard_of(ptr);
+            if shard.own_flags.get() == 0 {
                 self.stats.free(
                     Kind::of_size(shard.block_size.get()),
                     shard.block_size.get(),
@@ -422,7 +422,11 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                 }
                 return;
             }
-        } else if flags & FLAG_HUGE == 0 {
+            // SAFETY: forwarded.
+            return unsafe { self.free_slow(slab, shard, ptr) };
+        }
+        let shard = slab.shard_of(ptr);
+        if shard.flags.load(Ordering::Relaxed) & FLAG_HUGE == 0 {
             // Another context's block (or an abandoned slab's): the remote path, one CAS loop,
             // inline too. `FLAG_FULL` is the owner's business; the thread-free state tells us.
             if !self.read_only {
@@ -489,7 +493,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     /// Moves a full shard of ours back to its class queue.
     fn unfull(&self, shard: &Shard) {
         shard.thread_free.unmark_full();
-        shard.flags.store(0, Ordering::Relaxed);
+        shard.set_flags(0);
         self.full.remove(shard);
         let c = shard.class();
         self.queues[c].push_back(shard);
@@ -573,7 +577,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         let mut live = false;
         for shard in slab.heads() {
             shard.thread_free.unmark_full();
-            shard.flags.store(0, Ordering::Relaxed);
+            shard.set_flags(0);
             shard.collect_all();
             if shard.used.get() == 0 {
                 slab.put_units(slab.unit_of(shard), shard.units.get() as usize);
@@ -608,7 +612,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             slab = s.next.get();
             for shard in s.heads() {
                 shard.thread_free.unmark_full();
-                shard.flags.store(0, Ordering::Relaxed);
+                shard.set_flags(0);
                 shard.collect_all();
                 if shard.used.get() == 0 {
                     s.put_units(s.unit_of(shard), shard.units.get() as usize);

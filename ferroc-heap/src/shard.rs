@@ -59,7 +59,7 @@ const PTR: usize = size_of::<usize>();
 ///
 /// # Layout: three cache lines
 /// 1. what the owner writes on every allocation and local free (`free`, `used`,
-///    `local_free`...);
+///    `local_free`...), and its own copies of `offset` and `flags`;
 /// 2. what every free reads, written only while the shard is set up or changes list (`offset`,
 ///    `flags`, the block size...);
 /// 3. `thread_free`, which other threads' frees write.
@@ -89,9 +89,14 @@ pub struct Shard {
     /// 1 when the blocks on `free` are counted out of `used`, 0 while they still count as
     /// used (see the invariant); what a pop adds to `used`.
     pub(crate) counted: Cell<u16>,
+    /// The owner's copies of `offset` and `flags` (line 2), so that a local free reads one
+    /// line. Written together with them ([`set_offset`](Self::set_offset),
+    /// [`set_flags`](Self::set_flags)); read only by the owner.
+    pub(crate) own_offset: Cell<u16>,
+    pub(crate) own_flags: Cell<u8>,
     /// Whether the area not carved yet reads zero.
     pub(crate) zeroed: Cell<bool>,
-    _line1: [u8; LINE - (5 * PTR + 15)],
+    _line1: [u8; LINE - (5 * PTR + 18)],
     // --- Line 2: read by every free.
     /// The size of each block.
     pub(crate) block_size: Cell<usize>,
@@ -131,8 +136,10 @@ impl Shard {
             capacity: Cell::new(0),
             reserved: Cell::new(0),
             counted: Cell::new(0),
+            own_offset: Cell::new(0),
+            own_flags: Cell::new(0),
             zeroed: Cell::new(false),
-            _line1: [0; LINE - (5 * PTR + 15)],
+            _line1: [0; LINE - (5 * PTR + 18)],
             block_size: Cell::new(0),
             offset: Cell::new(0),
             units: Cell::new(0),
@@ -156,9 +163,9 @@ impl Shard {
         self.free.set(ptr::null_mut());
         self.local_free.set(ptr::null_mut());
         self.used.set(0);
-        self.flags.store(0, Ordering::Relaxed);
+        self.set_flags(0);
         self.class.set(class as u8);
-        self.offset.set(0);
+        self.set_offset(0);
         self.units.set(units as u16);
         self.counted.set(1);
         self.thread_free.reset();
@@ -169,6 +176,21 @@ impl Shard {
         self.zeroed.set(zeroed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
+    }
+
+    /// Sets `flags` and the owner's copy (owner only).
+    #[inline]
+    pub(crate) fn set_flags(&self, flags: u8) {
+        self.flags.store(flags, Ordering::Relaxed);
+        self.own_flags.set(flags);
+    }
+
+    /// Sets `offset` and the owner's copy (owner only, while no other thread can be reading
+    /// it: the unit holds no live block).
+    #[inline]
+    pub(crate) fn set_offset(&self, offset: u16) {
+        self.offset.set(offset);
+        self.own_offset.set(offset);
     }
 
     /// Pops a free block (the allocation fast path: two loads, two stores, a prefetch, no
