@@ -843,6 +843,14 @@ mod tests {
                 "units lost"
             );
             assert_eq!(shards, sl.used_shards.get());
+            for s in &sl.shards {
+                assert_eq!(s.own_offset.get(), s.offset.get(), "owner's offset copy");
+                assert_eq!(
+                    s.own_flags.get(),
+                    s.flags.load(Ordering::Relaxed),
+                    "flags copy"
+                );
+            }
             slab = sl.next.get();
         }
     }
