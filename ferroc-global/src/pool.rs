@@ -15,7 +15,12 @@
 //! releasing it `Release` (see `ferroc_base::bitmap`), so a slot's previous life
 //! happens-before its next one.
 
-use core::{alloc::Layout, cell::UnsafeCell, mem::MaybeUninit, ptr};
+use core::{
+    alloc::Layout,
+    cell::{Cell, UnsafeCell},
+    mem::MaybeUninit,
+    ptr,
+};
 
 use crossbeam_utils::Backoff;
 use ferroc_base::{
@@ -37,10 +42,15 @@ const READING: u8 = 3;
 const EXITING: u8 = 4;
 
 /// A stable home for one thread's context.
+///
+/// All zero bytes are a valid free slot, so a page that comes zeroed from the base is used
+/// as it is: only the slots threads claim are ever written, and a process with one thread
+/// touches one slot's memory, not the whole page's (64 contexts, some 170 KiB).
 pub struct Slot<B: BaseAlloc + 'static> {
     state: AtomicU8,
-    page: *const Page<B>,
-    index: usize,
+    /// The page and the index in it, written by the claimer (for `release`).
+    page: Cell<*const Page<B>>,
+    index: Cell<usize>,
     cx: UnsafeCell<MaybeUninit<Context<'static, B>>>,
 }
 
@@ -92,6 +102,8 @@ impl<B: BaseAlloc + 'static> Pool<B> {
             let page: &'static Page<B> = unsafe { &*page };
             if let Some(k) = Bitmap::new(&page.bits, SLOTS).claim(1, 1, 0) {
                 let slot = &page.slots[k];
+                slot.page.set(page);
+                slot.index.set(k);
                 slot.state.store(INIT, Ordering::Relaxed);
                 // SAFETY: the slot is ours (bit claimed) and in state INIT, which nobody else
                 // reads through.
@@ -111,15 +123,18 @@ impl<B: BaseAlloc + 'static> Pool<B> {
         // SAFETY: the chunk is ours, committed, and large and aligned enough for a page.
         unsafe {
             ptr::addr_of_mut!((*page).bits).write([AtomicU64::new(0)]);
-            let slots = ptr::addr_of_mut!((*page).slots).cast::<Slot<B>>();
-            for k in 0..SLOTS {
-                slots.add(k).write(Slot {
-                    state: AtomicU8::new(FREE),
-                    page,
-                    index: k,
-                    cx: UnsafeCell::new(MaybeUninit::uninit()),
-                });
+            if !chunk.is_zeroed() {
+                let slots = ptr::addr_of_mut!((*page).slots).cast::<Slot<B>>();
+                for k in 0..SLOTS {
+                    slots.add(k).write(Slot {
+                        state: AtomicU8::new(FREE),
+                        page: Cell::new(ptr::null()),
+                        index: Cell::new(0),
+                        cx: UnsafeCell::new(MaybeUninit::uninit()),
+                    });
+                }
             }
+            // Otherwise every slot reads as FREE with null links already (see `Slot`).
             ptr::addr_of_mut!((*page).chunk).write(MaybeUninit::new(chunk));
         }
         match self.pages[i].compare_exchange(
@@ -203,8 +218,8 @@ impl<B: BaseAlloc + 'static> Slot<B> {
         unsafe { (*self.cx.get()).assume_init_drop() };
         self.state.store(FREE, Ordering::Relaxed);
         // SAFETY: the page outlives the pool's slots.
-        let page = unsafe { &*self.page };
-        Bitmap::new(&page.bits, SLOTS).release(self.index, 1);
+        let page = unsafe { &*self.page.get() };
+        Bitmap::new(&page.bits, SLOTS).release(self.index.get(), 1);
     }
 }
 

@@ -32,8 +32,10 @@
 //!   reclaim an abandoned slab, claim a new slab.
 //!
 //! ## Invariants
-//! - A shard's `used` counts blocks live or in its `thread_free`; `used == capacity - |free| -
-//!   |local_free|`. A shard is released only with `used == 0` and never while `NOTIFYING`.
+//! - A shard's `used` counts blocks live, in its `thread_free`, or on a `free` list taken whole
+//!   from `thread_free` and not counted yet: `used == capacity - |local_free| - counted ×
+//!   |free|` (see `shard.rs`); it never reads below the live blocks. A shard is released only
+//!   with `used == 0` and never while `NOTIFYING`.
 //! - Only the owning thread touches a slab's or shard's non-atomic fields. Other threads touch
 //!   only `thread_free`, the slab's `notified` and `owner`, and fields that do not change while
 //!   a block of the shard is live (`flags & HUGE`, block size, unit offsets).

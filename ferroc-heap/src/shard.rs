@@ -17,9 +17,17 @@
 //! a time (`extend`), so a fresh shard's memory is not touched all at once.
 //!
 //! # Invariant
-//! `used == capacity - |free| - |local_free|`: `used` counts the blocks that are live *or* in
-//! `thread_free` (freed remotely, not yet collected). A shard with `used == 0` holds no live
-//! block and no block in flight, so it can be released.
+//! `used == capacity - |local_free| - counted × |free|`: `used` counts the blocks that are
+//! live, in `thread_free` (freed remotely, not yet collected), or on an *uncounted* `free`
+//! list. `counted` is 1 except right after a collect that found `free` empty and simply made
+//! the remote list the new `free`: counting that list would mean walking it, a cache miss per
+//! block (the blocks were last written by other cores), on the allocation slow path, and each
+//! of those blocks is about to be popped anyway. So the list keeps counting as used, pops from
+//! it leave `used` alone (`used += counted`), and `used` is exact again once it runs out, or
+//! at once through [`Shard::settle`] (the cold paths that ask whether a shard is empty call
+//! it). `used` never reads lower than the true number of live blocks, so a shard with
+//! `used == 0` holds no live block and no block in flight, and can be released; one whose
+//! `free` is uncounted is at worst released later.
 //!
 //! # States (`flags` and the thread-free state)
 //! - in a class queue, `flags == 0`, thread-free `NORMAL`: the usual state;
@@ -30,6 +38,7 @@
 
 use core::{
     cell::Cell,
+    mem::size_of,
     ptr::{self, NonNull},
 };
 
@@ -42,61 +51,102 @@ pub const FLAG_FULL: u8 = 1;
 /// The shard is the single-block shard of a huge slab.
 pub const FLAG_HUGE: u8 = 2;
 
+/// Bytes of a cache line, as far as the layout of [`Shard`] is concerned.
+const LINE: usize = 64;
+const PTR: usize = size_of::<usize>();
+
 /// Shard metadata (see the module docs).
-#[repr(C)]
+///
+/// # Layout: three cache lines
+/// 1. what the owner writes on every allocation and local free (`free`, `used`,
+///    `local_free`...), and its own copies of `offset` and `flags`;
+/// 2. what every free reads, written only while the shard is set up or changes list (`offset`,
+///    `flags`, the block size...);
+/// 3. `thread_free`, which other threads' frees write.
+///
+/// Sharing one line between the first and the others made a remote free miss on `offset`
+/// and `flags` and bounce the line the owner was popping from (perf: the hottest loads of
+/// larson's `free` were those); sharing it between the last two made each remote CAS
+/// invalidate what the owner's local frees read.
+#[repr(C, align(64))]
 pub struct Shard {
+    // --- Line 1: the owner's hot fields.
     /// Blocks ready to allocate.
     pub(crate) free: Cell<*mut Block>,
-    /// Blocks live or in `thread_free`.
+    /// Blocks the owner freed.
+    pub(crate) local_free: Cell<*mut Block>,
+    /// The first block.
+    pub(crate) area: Cell<*mut u8>,
+    /// Links in a class queue or the full list.
+    pub(crate) next: Cell<*mut Shard>,
+    pub(crate) prev: Cell<*mut Shard>,
+    /// Blocks live, in `thread_free`, or on an uncounted `free` (see the invariant).
     pub(crate) used: Cell<u32>,
+    /// Blocks carved so far.
+    pub(crate) capacity: Cell<u32>,
+    /// Blocks that fit in the area.
+    pub(crate) reserved: Cell<u32>,
+    /// 1 when the blocks on `free` are counted out of `used`, 0 while they still count as
+    /// used (see the invariant); what a pop adds to `used`.
+    pub(crate) counted: Cell<u16>,
+    /// The owner's copies of `offset` and `flags` (line 2), so that a local free reads one
+    /// line. Written together with them ([`set_offset`](Self::set_offset),
+    /// [`set_flags`](Self::set_flags)); read only by the owner.
+    pub(crate) own_offset: Cell<u16>,
+    pub(crate) own_flags: Cell<u8>,
+    /// Whether the area not carved yet reads zero.
+    pub(crate) zeroed: Cell<bool>,
+    _line1: [u8; LINE - (5 * PTR + 18)],
+    // --- Line 2: read by every free.
+    /// The size of each block.
+    pub(crate) block_size: Cell<usize>,
+    /// For a non-head unit: how many units back its head is. 0 for heads and free units.
+    pub(crate) offset: Cell<u16>,
+    /// Units the shard spans (for a head); 0 when the unit is free.
+    pub(crate) units: Cell<u16>,
     /// `FLAG_*`; atomic because any thread freeing into the shard reads it. `Relaxed`
     /// everywhere: only the owner writes it, and other threads only test `FLAG_HUGE`, which is
     /// set before the block is handed out and never changes while it lives.
     pub(crate) flags: AtomicU8,
     /// The size class (for a head).
     pub(crate) class: Cell<u8>,
-    /// For a non-head unit: how many units back its head is. 0 for heads and free units.
-    pub(crate) offset: Cell<u16>,
-    /// Units the shard spans (for a head); 0 when the unit is free.
-    pub(crate) units: Cell<u16>,
-    /// Blocks the owner freed.
-    pub(crate) local_free: Cell<*mut Block>,
+    _line2: [u8; LINE - (PTR + 6)],
+    // --- Line 3: other threads' frees.
     /// Blocks other threads freed, and the full-shard handshake state.
     pub(crate) thread_free: ThreadFree,
-    /// The size of each block.
-    pub(crate) block_size: Cell<usize>,
-    /// The first block.
-    pub(crate) area: Cell<*mut u8>,
-    /// Blocks carved so far.
-    pub(crate) capacity: Cell<u32>,
-    /// Blocks that fit in the area.
-    pub(crate) reserved: Cell<u32>,
-    /// Whether the area not carved yet reads zero.
-    pub(crate) zeroed: Cell<bool>,
-    /// Links in a class queue or the full list.
-    pub(crate) next: Cell<*mut Shard>,
-    pub(crate) prev: Cell<*mut Shard>,
 }
 
+const _: () = {
+    assert!(core::mem::offset_of!(Shard, block_size) == LINE);
+    assert!(core::mem::offset_of!(Shard, thread_free) == 2 * LINE);
+    assert!(size_of::<Shard>() == 3 * LINE);
+};
+
 impl Shard {
-    /// A free unit's metadata.
+    /// A free unit's metadata: all zero bytes, so that a zeroed slab header needs no writing
+    /// (`counted` is only meaningful for heads, which [`init`](Self::init) sets up).
     pub(crate) const fn new() -> Self {
         Shard {
             free: Cell::new(ptr::null_mut()),
-            used: Cell::new(0),
-            flags: AtomicU8::new(0),
-            class: Cell::new(0),
-            offset: Cell::new(0),
-            units: Cell::new(0),
             local_free: Cell::new(ptr::null_mut()),
-            thread_free: ThreadFree::new(),
-            block_size: Cell::new(0),
             area: Cell::new(ptr::null_mut()),
-            capacity: Cell::new(0),
-            reserved: Cell::new(0),
-            zeroed: Cell::new(false),
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
+            used: Cell::new(0),
+            capacity: Cell::new(0),
+            reserved: Cell::new(0),
+            counted: Cell::new(0),
+            own_offset: Cell::new(0),
+            own_flags: Cell::new(0),
+            zeroed: Cell::new(false),
+            _line1: [0; LINE - (5 * PTR + 18)],
+            block_size: Cell::new(0),
+            offset: Cell::new(0),
+            units: Cell::new(0),
+            flags: AtomicU8::new(0),
+            class: Cell::new(0),
+            _line2: [0; LINE - (PTR + 6)],
+            thread_free: ThreadFree::new(),
         }
     }
 
@@ -113,10 +163,11 @@ impl Shard {
         self.free.set(ptr::null_mut());
         self.local_free.set(ptr::null_mut());
         self.used.set(0);
-        self.flags.store(0, Ordering::Relaxed);
+        self.set_flags(0);
         self.class.set(class as u8);
-        self.offset.set(0);
+        self.set_offset(0);
         self.units.set(units as u16);
+        self.counted.set(1);
         self.thread_free.reset();
         self.block_size.set(block_size);
         self.area.set(area);
@@ -127,7 +178,28 @@ impl Shard {
         self.prev.set(ptr::null_mut());
     }
 
-    /// Pops a free block (the allocation fast path: two loads, two stores, no atomics).
+    /// Sets `flags` and the owner's copy (owner only).
+    #[inline]
+    pub(crate) fn set_flags(&self, flags: u8) {
+        self.flags.store(flags, Ordering::Relaxed);
+        self.own_flags.set(flags);
+    }
+
+    /// Sets `offset` and the owner's copy (owner only, while no other thread can be reading
+    /// it: the unit holds no live block).
+    #[inline]
+    pub(crate) fn set_offset(&self, offset: u16) {
+        self.offset.set(offset);
+        self.own_offset.set(offset);
+    }
+
+    /// Pops a free block (the allocation fast path: two loads, two stores, a prefetch, no
+    /// atomics).
+    ///
+    /// The new head is prefetched: the next pop reads its first word, and a block that waited
+    /// on a free list (or was freed by another core) is rarely still in this core's cache, so
+    /// without the prefetch that read is a cache miss on the critical path of the next
+    /// allocation. With it the miss overlaps whatever the program does in between.
     #[inline(always)]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         let block = self.free.get();
@@ -135,8 +207,11 @@ impl Shard {
             return None;
         }
         // SAFETY: a block on `free` is a free block of this shard whose first word is its link.
-        self.free.set(unsafe { (*block).next });
-        self.used.set(self.used.get() + 1);
+        let next = unsafe { (*block).next };
+        self.free.set(next);
+        prefetch(next);
+        self.used
+            .set(self.used.get() + u32::from(self.counted.get()));
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(block.cast()) })
     }
@@ -164,10 +239,18 @@ impl Shard {
     }
 
     /// Moves `local_free` and `thread_free` into `free` (owner). Returns whether `free` is now
-    /// non-empty.
+    /// non-empty. `used` may stay above the number of live blocks (an uncounted `free`, see
+    /// the invariant); [`collect_all`](Self::collect_all) makes it exact.
     pub(crate) fn collect(&self) -> bool {
         let mut remote = self.thread_free.take();
         if !remote.is_null() {
+            if self.free.get().is_null() {
+                // The usual case: the remote list becomes `free` as it is, uncounted.
+                self.free.set(remote);
+                self.counted.set(0);
+                return true;
+            }
+            self.settle();
             // Count the blocks and find the tail to splice the list in front of `free`.
             let head = remote;
             let mut n = 1u32;
@@ -185,8 +268,32 @@ impl Shard {
         }
         if self.free.get().is_null() {
             self.free.set(self.local_free.replace(ptr::null_mut()));
+            self.counted.set(1);
         }
         self.has_free()
+    }
+
+    /// [`collect`](Self::collect), then [`settle`](Self::settle): afterwards `used` is the
+    /// number of live blocks (for the paths that release empty shards).
+    pub(crate) fn collect_all(&self) {
+        self.collect();
+        self.settle();
+    }
+
+    /// Counts an uncounted `free` list out of `used`, so that `used` is exact.
+    pub(crate) fn settle(&self) {
+        if self.counted.get() != 0 {
+            return;
+        }
+        let mut n = 0u32;
+        let mut p = self.free.get();
+        while !p.is_null() {
+            n += 1;
+            // SAFETY: blocks on `free` are free blocks of this shard, linked by their first word.
+            p = unsafe { (*p).next };
+        }
+        self.used.set(self.used.get() - n);
+        self.counted.set(1);
     }
 
     /// Carves up to a page's worth of never-used blocks onto `free`. Returns whether any were.
@@ -195,6 +302,8 @@ impl Shard {
         if cap >= reserved {
             return false;
         }
+        // The new blocks are counted ones; so must the list they go in front of be.
+        self.settle();
         let size = self.block_size.get();
         let n = ((page_size / size).max(1) as u32).min(reserved - cap);
         // SAFETY: blocks `cap..cap + n` lie inside the shard's area (`reserved` blocks fit) and
@@ -225,6 +334,20 @@ impl Shard {
     pub(crate) fn class(&self) -> usize {
         self.class.get() as usize
     }
+}
+
+/// Asks the CPU to bring the line at `p` into its caches. Never faults (null and dangling
+/// addresses included) and has no effect on the program's meaning; a no-op where the target
+/// has no stable prefetch instruction.
+#[inline(always)]
+fn prefetch(p: *const Block) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the program.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// A shard that is never in use: every direct-table entry starts pointing at it, so the first

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! slab (SLAB_SIZE, aligned) = [ header | unit 0 area ][ unit 1 ][ unit 2 ] ... [ unit N-1 ]
-//! header = owner, notified mask, free/fresh unit masks, links, Shard × (N + 1), the run token
+//! header = owner, notified mask, free/fresh unit masks, links, Shard × (N + 1) (three cache
+//!          lines each, see `shard.rs`), the run token
 //! ```
 //!
 //! **Finding a block's slab**: `(ptr - 1) & !(SLAB_SIZE - 1)`. No block starts at a slab's
@@ -36,7 +37,7 @@ use ferroc_arena::{
     BaseAlloc, Slabs,
     sizes::{SHARD_SHIFT, SHARD_SIZE, SHARDS_PER_SLAB, SLAB_SIZE},
 };
-use ferroc_base::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use ferroc_base::sync::atomic::{AtomicU64, AtomicUsize};
 
 use crate::shard::Shard;
 
@@ -123,6 +124,20 @@ impl SlabHeader {
         }
     }
 
+    /// [`shard_of`](Self::shard_of) for the owner: through the owner's copy of the offsets,
+    /// which shares a cache line with the fields a local free writes.
+    #[inline(always)]
+    pub(crate) fn own_shard_of(&self, ptr: NonNull<u8>) -> &Shard {
+        let unit = (ptr.as_ptr() as usize - self.addr()) >> SHARD_SHIFT;
+        debug_assert!(unit <= SHARDS_PER_SLAB);
+        // SAFETY: as for `shard_of`; the owner's copies equal the shared offsets.
+        unsafe {
+            let slot = self.shards.get_unchecked(unit);
+            self.shards
+                .get_unchecked(unit - slot.own_offset.get() as usize)
+        }
+    }
+
     /// The unit index of a head shard.
     #[inline]
     pub(crate) fn unit_of(&self, shard: &Shard) -> usize {
@@ -156,7 +171,7 @@ impl SlabHeader {
     /// entirely free.
     pub(crate) fn put_units(&self, u: usize, n: usize) -> bool {
         for k in 1..n {
-            self.shards[u + k].offset.set(0);
+            self.shards[u + k].set_offset(0);
         }
         self.shards[u].units.set(0);
         self.free_units.set(self.free_units.get() | unit_mask(u, n));
@@ -185,7 +200,7 @@ impl SlabHeader {
     /// slab's end).
     fn map_all_to_first(&self) {
         for (u, s) in self.shards.iter().enumerate() {
-            s.offset.set(u as u16);
+            s.set_offset(u as u16);
         }
     }
 }
@@ -210,9 +225,14 @@ impl<B: BaseAlloc> Slab<B> {
             addr_of_mut!((*h).used_shards).write(Cell::new(0));
             addr_of_mut!((*h).next).write(Cell::new(ptr::null_mut()));
             addr_of_mut!((*h).prev).write(Cell::new(ptr::null_mut()));
-            let shards = addr_of_mut!((*h).shards).cast::<Shard>();
-            for u in 0..=SHARDS_PER_SLAB {
-                shards.add(u).write(Shard::new());
+            // A free unit's metadata is all zero bytes (`Shard::new`): a zeroed run already
+            // holds it, and leaving it unwritten keeps the header's pages untouched until
+            // their shards are used (the slots are 12 KiB of a 4 MiB slab's header).
+            if !zeroed {
+                let shards = addr_of_mut!((*h).shards).cast::<Shard>();
+                for u in 0..=SHARDS_PER_SLAB {
+                    shards.add(u).write(Shard::new());
+                }
             }
             addr_of_mut!((*slab).run).write(MaybeUninit::new(run));
             &*h
@@ -274,9 +294,7 @@ pub(crate) unsafe fn init_huge<B: BaseAlloc>(
     shard.init(0, size - offset, block.as_ptr(), SHARDS_PER_SLAB, 1, zeroed);
     shard.capacity.set(1);
     shard.used.set(1);
-    shard
-        .flags
-        .store(crate::shard::FLAG_HUGE, Ordering::Relaxed);
+    shard.set_flags(crate::shard::FLAG_HUGE);
     (block, slab)
 }
 

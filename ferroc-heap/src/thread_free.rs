@@ -21,8 +21,9 @@
 //!   same freer moves `NOTIFYING -> NOTIFIED`. So exactly one notification is posted per full
 //!   episode, and a full shard can never miss a remote free: the push and the state change are
 //!   one CAS.
-//! - Blocks in the list are counted as used by the shard until the owner takes them, so a
-//!   shard (and its slab) is only released once every remote free into it has been taken.
+//! - Blocks in the list are counted as used by the shard until the owner takes them (and
+//!   after, until it pops or counts them: see the shard invariant), so a shard (and its slab)
+//!   is only released once every remote free into it has been taken.
 //! - While the state is `NOTIFYING` the shard is not released (the owner waits it out in
 //!   [`ThreadFree::unmark_full`] before un-fulling, abandoning or releasing), so the freer's
 //!   write to the slab header lands in live memory.
