@@ -18,6 +18,12 @@ Commands:
   capi        Build the C libraries: target/ferroc-capi/lib/libferroc.so (replaces malloc and
               operator new), libferroc.a (the fe_* API), libferroc-override.a (both),
               include/ferroc.h and lib/pkgconfig/ferroc.pc
+  suite       Run the workload programs of benches/workloads/ with glibc, Ferroc (LD_PRELOAD
+              of libferroc.so), mimalloc, jemalloc and tcmalloc (Debian's libraries, where
+              installed); write tables and charts to target/ferroc-suite/
+  tsan        Run the tests of ferroc-base, -arena, -heap and -global under ThreadSanitizer
+              (nightly toolchain; skipped without one), in target/tsan; fail on reports in
+              Ferroc's code
   help        Print this message
 
 Options of `test`:
@@ -28,6 +34,16 @@ Options of `test`:
 Options of `capi`:
   --prefix <DIR>       Install there instead of target/ferroc-capi
   --features <LIST>    Extra features of ferroc-capi (e.g. stat)
+
+Options of `suite`:
+  [WORKLOAD...]        Only the workloads whose name contains one of these
+  --reps <N>           Repetitions per cell, whose median is kept (default 5; 1 with --quick)
+  --threads <N>        Threads of the multi-threaded workloads (default: the machine's cores)
+  --quick              Small sizes, for a fast pass over the plumbing
+  --alloc <LIST>       Only these allocators (glibc,ferroc,mimalloc,jemalloc,tcmalloc)
+  --timeout <SECS>     Kill a run after this long (default 300; 60 with --quick)
+  --install            apt-get install the missing peer allocators and the chart font
+  --assets <DIR>       Also copy the charts there (the README's are in assets/)
 
 Options of `test-loom`:
   --preemptions <N>    Loom's preemption bound (LOOM_MAX_PREEMPTIONS); default: the
@@ -50,6 +66,10 @@ pub enum Command {
     },
     /// `cargo xtask test`.
     Test(TestOptions),
+    /// `cargo xtask suite`.
+    Suite(SuiteOptions),
+    /// `cargo xtask tsan`.
+    Tsan,
     /// `cargo xtask capi`.
     Capi {
         /// `--prefix DIR`, if given.
@@ -68,6 +88,27 @@ pub struct TestOptions {
     pub skip_loom: bool,
     /// `--preemptions N`, if given.
     pub preemptions: Option<u32>,
+}
+
+/// The flags of `cargo xtask suite`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuiteOptions {
+    /// `--reps N`.
+    pub reps: Option<u32>,
+    /// `--threads N`.
+    pub threads: Option<u32>,
+    /// `--quick`.
+    pub quick: bool,
+    /// `--install`.
+    pub install: bool,
+    /// `--assets DIR`.
+    pub assets: Option<String>,
+    /// `--timeout SECS`.
+    pub timeout: Option<u32>,
+    /// `--alloc LIST`.
+    pub allocators: Option<String>,
+    /// The workload filters.
+    pub filters: Vec<String>,
 }
 
 /// Parses the arguments after `cargo xtask`.
@@ -102,6 +143,29 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 }
             }
             Command::Test(options)
+        }
+        "suite" => {
+            let mut options = SuiteOptions::default();
+            while let Some(flag) = flags.next_flag()? {
+                match flag.as_str() {
+                    "--reps" => options.reps = Some(flags.number(&flag)?),
+                    "--threads" => options.threads = Some(flags.number(&flag)?),
+                    "--timeout" => options.timeout = Some(flags.number(&flag)?),
+                    "--quick" => options.quick = true,
+                    "--install" => options.install = true,
+                    "--assets" => options.assets = Some(flags.value(&flag)?),
+                    "--alloc" => options.allocators = Some(flags.value(&flag)?),
+                    _ if !flag.starts_with('-') => options.filters.push(flag),
+                    _ => return Err(unknown_flag(name, &flag)),
+                }
+            }
+            Command::Suite(options)
+        }
+        "tsan" => {
+            if let Some(flag) = flags.next_flag()? {
+                return Err(unknown_flag(name, &flag));
+            }
+            Command::Tsan
         }
         "capi" => {
             let (mut prefix, mut features) = (None, None);
@@ -240,5 +304,34 @@ mod tests {
         assert!(parse_str("test-loom --skip-loom").is_err());
         assert!(parse_str("test --skip-loom=yes").is_err());
         assert!(parse_str("test extra").is_err());
+    }
+
+    #[test]
+    fn suite_and_tsan() {
+        assert_eq!(
+            parse_str("suite"),
+            Ok(Command::Suite(SuiteOptions::default()))
+        );
+        assert_eq!(
+            parse_str(
+                "suite --quick --reps=3 --threads 8 larson --install churn --assets assets --alloc glibc,ferroc --timeout 9"
+            ),
+            Ok(Command::Suite(SuiteOptions {
+                reps: Some(3),
+                threads: Some(8),
+                quick: true,
+                install: true,
+                assets: Some("assets".to_owned()),
+                timeout: Some(9),
+                allocators: Some("glibc,ferroc".to_owned()),
+                filters: vec!["larson".to_owned(), "churn".to_owned()],
+            }))
+        );
+        assert!(parse_str("suite --reps 0").is_err());
+        assert!(parse_str("suite --assets").is_err());
+        assert!(parse_str("suite --fast").is_err());
+        assert!(parse_str("suite --quick=1").is_err());
+        assert_eq!(parse_str("tsan"), Ok(Command::Tsan));
+        assert!(parse_str("tsan x").is_err());
     }
 }

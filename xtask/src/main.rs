@@ -8,16 +8,22 @@
 //!   builds listed in [`test::FEATURE_CHECKS`]. Ends with a summary of each step's time.
 //! - `cargo xtask test-loom`: only the loom models (see [`loom`]).
 //! - `cargo xtask capi`: the C libraries, header and pkg-config file (see [`capi`]).
+//! - `cargo xtask suite`: the workload programs with each allocator, tables and charts (see
+//!   [`suite`]).
+//! - `cargo xtask tsan`: the threaded tests under ThreadSanitizer (see [`tsan`]).
 //! - `cargo xtask help`: usage.
 //!
-//! The crate uses nothing but `std`: the arguments are parsed by hand ([`cli`]) and every child
-//! is a `std::process::Command` run from the workspace root ([`workspace`]).
+//! The arguments are parsed by hand ([`cli`]) and every child is a `std::process::Command` run
+//! from the workspace root ([`workspace`]). Beyond `std`, the crate uses `libc` (`wait4` for
+//! the suite's peak memory) and `plotters` (the suite's charts).
 
 mod capi;
 mod cli;
 mod loom;
 mod run;
+mod suite;
 mod test;
+mod tsan;
 mod workspace;
 
 use std::process::ExitCode;
@@ -39,6 +45,8 @@ fn main() -> ExitCode {
         }
         cli::Command::TestLoom { preemptions } => loom::run(preemptions).map(|_| ()),
         cli::Command::Test(options) => test::run(&options),
+        cli::Command::Suite(options) => suite::run(&options),
+        cli::Command::Tsan => tsan::run(),
         cli::Command::Capi { prefix, features } => {
             capi::run(prefix.as_deref(), features.as_deref())
         }
