@@ -306,9 +306,11 @@ impl<B: BaseAlloc> Arenas<B> {
         // The first index whose address + offset is aligned.
         let first = align_up(arena.start + offset, align).ok_or(Error::TooLarge)? - offset;
         let phase = ((first - arena.start) >> SLAB_SHIFT) % step;
-        // Free slabs still committed (pending purge) first: they cost no page faults and no
-        // new resident memory. Then the first fit.
-        let warm = Self::find_warm(arena, count, step, phase)
+        // A committed run: free slabs still resident (pending purge) first, they cost no page
+        // faults and no new resident memory. An uncommitted one (its owner fills it another
+        // way, e.g. by moving pages in): slabs with nothing resident first, so none is wasted.
+        // Then the first fit.
+        let warm = Self::find_window(arena, count, step, phase, commit)
             .filter(|&i| arena.used().try_claim_at(i, count));
         let Some(index) = warm.or_else(|| arena.used().claim(count, step, phase)) else {
             return Ok(None);
@@ -340,10 +342,18 @@ impl<B: BaseAlloc> Arenas<B> {
         }))
     }
 
-    /// In a snapshot of the arena, the start `i` (with `i % step == phase`) of the run of
-    /// `count` free slabs holding the most slabs pending purge (the lowest such start; the
-    /// first run made of pending slabs only), or `None` if no free run holds any.
-    fn find_warm(arena: &Arena<B>, count: usize, step: usize, phase: usize) -> Option<usize> {
+    /// In a snapshot of the arena, the start `i` (with `i % step == phase`) of a run of
+    /// `count` free slabs: if `warm`, the one holding the most slabs pending purge (the lowest
+    /// such start; the first made of pending slabs only), or `None` if no free run holds any;
+    /// if not, the lowest one holding none, or `None` if nothing is pending (plain first fit
+    /// does as well) or every free run holds some.
+    fn find_window(
+        arena: &Arena<B>,
+        count: usize,
+        step: usize,
+        phase: usize,
+        warm_first: bool,
+    ) -> Option<usize> {
         let (used, pending) = (arena.used(), arena.pending());
         let mut free_words = [0u64; MAX_WORDS];
         let mut warm_words = [0u64; MAX_WORDS];
@@ -372,7 +382,16 @@ impl<B: BaseAlloc> Arenas<B> {
             }
             if free_len >= count {
                 let start = i + 1 - count;
-                if start % step == phase && warm > best.map_or(0, |(w, _)| w) {
+                if start % step != phase {
+                    continue;
+                }
+                if !warm_first {
+                    if warm == 0 {
+                        return Some(start);
+                    }
+                    continue;
+                }
+                if warm > best.map_or(0, |(w, _)| w) {
                     best = Some((warm, start));
                     if warm == count {
                         break;

@@ -443,6 +443,34 @@ fn pending_slabs_are_reused_first() {
     assert_eq!(f.decommits(), 1, "only the forced purge");
 }
 
+/// An uncommitted claim (whose owner fills it by moving pages in) takes slabs with nothing
+/// resident, keeping the pending ones for committed claims.
+#[test]
+fn uncommitted_claims_leave_pending_slabs_alone() {
+    let probe = Probe::new(Mmap, Some(1_000));
+    let arenas = Arenas::new(&probe);
+    arenas.set_purge_delay(1_000);
+    let runs: Vec<_> = (0..3)
+        .map(|_| arenas.allocate(1, SLAB_SIZE, 0, true).unwrap())
+        .collect();
+    let p0 = runs[0].pointer();
+    let mut runs = runs.into_iter();
+    arenas.deallocate(runs.next().unwrap());
+    let cold = arenas.allocate(2, SLAB_SIZE, 0, false).unwrap();
+    assert_eq!(
+        cold.pointer().as_ptr() as usize,
+        p0.as_ptr() as usize + 3 * SLAB_SIZE,
+        "past the pending slab 0"
+    );
+    assert_eq!(arenas.stats().pending_purge, 1);
+    let warm = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(warm.pointer(), p0);
+    for r in runs.chain([cold, warm]) {
+        arenas.deallocate(r);
+    }
+    assert_eq!(arenas.stats().slabs_in_use, 0);
+}
+
 /// A run grows in place over the free slabs after it and shrinks in place, giving its tail
 /// back to be reused; a run straight from the base does neither.
 #[test]
