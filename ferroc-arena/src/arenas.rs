@@ -22,6 +22,9 @@ use crate::{
 /// The five per-slab bitmaps, in the order they follow the arena header.
 const BITMAPS: usize = 5;
 
+/// Words of one bitmap of the largest arena (the warm search snapshots that many).
+const MAX_WORDS: usize = MAX_ARENA_SLABS.div_ceil(64);
+
 /// The header of one arena, stored right after its last slab, followed by its bitmaps.
 struct Arena<B: BaseAlloc> {
     /// The memory of the whole arena, header included; released when the `Arenas` drops.
@@ -64,6 +67,22 @@ impl<B: BaseAlloc> Arena<B> {
         self.bitmap(4)
     }
 
+    /// When each slab was last released (base clock, ms): its purge delay counts from there.
+    /// Written by the slab's owner before it releases the slab, read by the purger after it
+    /// claimed the slab.
+    fn stamps(&self) -> &[AtomicU64] {
+        // SAFETY: the stamps follow the bitmaps in the committed tail, written once when the
+        // arena was made and only accessed atomically afterwards.
+        unsafe {
+            let first = (self as *const Self)
+                .add(1)
+                .cast::<u64>()
+                .add(BITMAPS * self.words)
+                .cast::<AtomicU64>();
+            core::slice::from_raw_parts(first, self.slabs)
+        }
+    }
+
     fn slab_address(&self, index: usize) -> NonNull<u8> {
         // SAFETY: `start` is inside the arena's chunk, hence non-null.
         unsafe { NonNull::new_unchecked((self.start + (index << SLAB_SHIFT)) as *mut u8) }
@@ -74,9 +93,10 @@ impl<B: BaseAlloc> Arena<B> {
             .then(|| (ptr - self.start) >> SLAB_SHIFT)
     }
 
-    /// Bytes needed after the slabs for the header and bitmaps of an arena of `slabs` slabs.
+    /// Bytes needed after the slabs for the header, bitmaps and release stamps of an arena of
+    /// `slabs` slabs.
     fn tail_size(slabs: usize) -> usize {
-        size_of::<Self>() + BITMAPS * words_for(slabs) * 8
+        size_of::<Self>() + (BITMAPS * words_for(slabs) + slabs) * 8
     }
 }
 
@@ -286,7 +306,13 @@ impl<B: BaseAlloc> Arenas<B> {
         // The first index whose address + offset is aligned.
         let first = align_up(arena.start + offset, align).ok_or(Error::TooLarge)? - offset;
         let phase = ((first - arena.start) >> SLAB_SHIFT) % step;
-        let Some(index) = arena.used().claim(count, step, phase) else {
+        // A committed run: free slabs still resident (pending purge) first, they cost no page
+        // faults and no new resident memory. An uncommitted one (its owner fills it another
+        // way, e.g. by moving pages in): slabs with nothing resident first, so none is wasted.
+        // Then the first fit.
+        let warm = Self::find_window(arena, count, step, phase, commit)
+            .filter(|&i| arena.used().try_claim_at(i, count));
+        let Some(index) = warm.or_else(|| arena.used().claim(count, step, phase)) else {
             return Ok(None);
         };
         // The run is ours: it is no longer waiting to be purged.
@@ -297,8 +323,14 @@ impl<B: BaseAlloc> Arenas<B> {
             self.commit_run(arena, index, count)
                 .inspect_err(|_| self.release_run(arena, index, count))?;
         }
+        // Dirty from the moment it is usable: an uncommitted run becomes dirty when committed.
+        if commit {
+            self.warm_up(arena, index, count);
+        }
         let zeroed = arena.dirty().is_clear(index, count);
-        arena.dirty().set(index, count);
+        if commit {
+            arena.dirty().set(index, count);
+        }
         Ok(Some(Slabs {
             ptr: arena.slab_address(index),
             count,
@@ -308,6 +340,267 @@ impl<B: BaseAlloc> Arenas<B> {
                 index,
             },
         }))
+    }
+
+    /// In a snapshot of the arena, the start `i` (with `i % step == phase`) of a run of
+    /// `count` free slabs: if `warm`, the one holding the most slabs pending purge (the lowest
+    /// such start; the first made of pending slabs only), or `None` if no free run holds any;
+    /// if not, the lowest one holding none, or `None` if nothing is pending (plain first fit
+    /// does as well) or every free run holds some.
+    fn find_window(
+        arena: &Arena<B>,
+        count: usize,
+        step: usize,
+        phase: usize,
+        warm_first: bool,
+    ) -> Option<usize> {
+        let (used, pending) = (arena.used(), arena.pending());
+        let mut free_words = [0u64; MAX_WORDS];
+        let mut warm_words = [0u64; MAX_WORDS];
+        let mut any = false;
+        for w in 0..arena.words {
+            free_words[w] = !used.word(w);
+            warm_words[w] = pending.word(w) & free_words[w];
+            any |= warm_words[w] != 0;
+        }
+        if !any {
+            return None;
+        }
+        let bit = |words: &[u64; MAX_WORDS], i: usize| (words[i / 64] >> (i % 64)) & 1 != 0;
+        // Free slabs ending at `i`, and how many of the last `count` of them are warm.
+        let (mut free_len, mut warm) = (0usize, 0usize);
+        let mut best: Option<(usize, usize)> = None;
+        for i in 0..arena.slabs {
+            if !bit(&free_words, i) {
+                (free_len, warm) = (0, 0);
+                continue;
+            }
+            free_len += 1;
+            warm += usize::from(bit(&warm_words, i));
+            if free_len > count {
+                warm -= usize::from(bit(&warm_words, i - count));
+            }
+            if free_len >= count {
+                let start = i + 1 - count;
+                if start % step != phase {
+                    continue;
+                }
+                if !warm_first {
+                    if warm == 0 {
+                        return Some(start);
+                    }
+                    continue;
+                }
+                if warm > best.map_or(0, |(w, _)| w) {
+                    best = Some((warm, start));
+                    if warm == count {
+                        break;
+                    }
+                }
+            }
+        }
+        best.map(|(_, start)| start)
+    }
+
+    /// Grows a run in place to `count` slabs by claiming the free slabs right after it
+    /// (committing them if `commit`). `Ok(false)`, the run unchanged, when they are not free,
+    /// past the arena's end, or the run came straight from the base.
+    pub fn grow_in_place(
+        &self,
+        slabs: &mut Slabs<B>,
+        count: usize,
+        commit: bool,
+    ) -> Result<bool, Error<B::Error>> {
+        let Source::Arena { arena, index } = slabs.source else {
+            return Ok(false);
+        };
+        if count <= slabs.count {
+            return Ok(count == slabs.count);
+        }
+        // SAFETY: the arena outlives every run it handed out.
+        let arena = unsafe { arena.as_ref() };
+        let (from, extra) = (index + slabs.count, count - slabs.count);
+        if from + extra > arena.slabs || !arena.used().try_claim_at(from, extra) {
+            return Ok(false);
+        }
+        arena.pending().clear(from, extra);
+        if commit && !arena.committed().is_set(from, extra) {
+            self.commit_run(arena, from, extra)
+                .inspect_err(|_| self.release_run(arena, from, extra))?;
+        }
+        if commit {
+            self.warm_up(arena, from, extra);
+        }
+        slabs.zeroed &= arena.dirty().is_clear(from, extra);
+        arena.dirty().set(from, extra);
+        slabs.count = count;
+        Ok(true)
+    }
+
+    /// Shrinks a run in place to `count` slabs (at least one), giving the slabs past them
+    /// back like [`deallocate`](Self::deallocate) does. `false`, the run unchanged, for a run
+    /// straight from the base or a `count` that is not smaller.
+    pub fn shrink_in_place(&self, slabs: &mut Slabs<B>, count: usize) -> bool {
+        let Source::Arena { arena, index } = slabs.source else {
+            return false;
+        };
+        if count == 0 || count >= slabs.count {
+            return false;
+        }
+        // SAFETY: the arena outlives every run it handed out.
+        let arena = unsafe { arena.as_ref() };
+        self.release_run(arena, index + count, slabs.count - count);
+        slabs.count = count;
+        true
+    }
+
+    /// Moves the contents of `from` to the start of `to` without copying (the base moves the
+    /// pages, see [`BaseAlloc::move_pages`]), then gives `from` back, decommitted and zeroed.
+    /// The rest of `to` is committed (and warmed up, see [`allocate`](Self::allocate)), so
+    /// `to` may have been allocated uncommitted. `Err(from)`, `from` unchanged, when the base
+    /// cannot, `to` is shorter, or committing fails; then `to` may be partly committed.
+    ///
+    /// # Safety
+    ///
+    /// Both runs are the caller's; `from` is committed and nothing uses it any more, and
+    /// `to`'s contents are not needed.
+    pub unsafe fn move_into(&self, from: Slabs<B>, to: &Slabs<B>) -> Result<(), Slabs<B>> {
+        if to.count < from.count {
+            return Err(from);
+        }
+        let target = match to.source {
+            Source::Arena { arena, index } => {
+                // SAFETY: the arena outlives every run it handed out.
+                let arena = unsafe { arena.as_ref() };
+                if self.commit_run(arena, index, to.count).is_err() {
+                    return Err(from);
+                }
+                Some((arena, index))
+            }
+            Source::Base(_) => {
+                if self.commit(to).is_err() {
+                    return Err(from);
+                }
+                None
+            }
+        };
+        let moved = Self::move_whole(&self.base, from.ptr, to.ptr, from.count);
+        if let Some((arena, index)) = target {
+            // Warm up what the move does not cover (only then: a caller that copies writes
+            // over the head, and warm pages there would be wasted), and it is all dirty.
+            if moved != 0 {
+                self.warm_up(arena, index + from.count, to.count - from.count);
+            }
+            arena.dirty().set(index, to.count);
+        }
+        if moved == 0 {
+            return Err(from);
+        }
+        match from.source {
+            Source::Arena { arena, index } => {
+                // SAFETY: the arena outlives every run it handed out.
+                let arena = unsafe { arena.as_ref() };
+                // The moved slabs read zero now: neither committed nor dirty, nothing to purge.
+                // Any copied ones go back like a freed run.
+                arena.committed().clear(index, moved);
+                arena.dirty().clear(index, moved);
+                arena.used().release(index, moved);
+                if moved < from.count {
+                    self.release_run(arena, index + moved, from.count - moved);
+                }
+            }
+            Source::Base(chunk) => {
+                self.direct_runs.fetch_sub(1, Ordering::Relaxed);
+                self.direct_bytes
+                    .fetch_sub(chunk.layout().size(), Ordering::Relaxed);
+                drop(chunk);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `count` slabs of pages from `from` to `to`: in one base call, or slab by slab if
+    /// the base refuses the whole (the source may span several OS mappings), copying the
+    /// slabs from the first one it refuses on. Returns how many leading slabs moved; if none,
+    /// nothing was copied either.
+    fn move_whole(base: &B, from: NonNull<u8>, to: NonNull<u8>, count: usize) -> usize {
+        // SAFETY: the caller's committed runs: disjoint, slab-aligned, unused.
+        if unsafe { base.move_pages(from, to, count << SLAB_SHIFT) } {
+            return count;
+        }
+        let slab = |p: NonNull<u8>, k: usize| {
+            // SAFETY: slab `k` of a run of at least `count` slabs.
+            unsafe { p.add(k << SLAB_SHIFT) }
+        };
+        for k in 0..count {
+            // SAFETY: slab `k` of each run, as above.
+            if unsafe { base.move_pages(slab(from, k), slab(to, k), SLAB_SIZE) } {
+                continue;
+            }
+            if k != 0 {
+                // SAFETY: as above; the source slabs from `k` on are still ours and intact.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        slab(from, k).as_ptr(),
+                        slab(to, k).as_ptr(),
+                        (count - k) << SLAB_SHIFT,
+                    )
+                };
+            }
+            return k;
+        }
+        count
+    }
+
+    /// Gives the slabs of an owned committed run that were never touched since they last read
+    /// zero the pages of free slabs still pending purge (from any arena), moved by the base
+    /// without a copy: reusing resident memory instead of faulting in new pages, wherever the
+    /// run lies. Stops at the first slab the base cannot move.
+    fn warm_up(&self, arena: &Arena<B>, index: usize, count: usize) {
+        for i in index..index + count {
+            if arena.dirty().is_set(i, 1) {
+                continue;
+            }
+            if !self.recycle_into(arena.slab_address(i)) {
+                return;
+            }
+            arena.dirty().set(i, 1);
+        }
+    }
+
+    /// Moves the pages of one free pending slab into the slab at `target`, leaving that slab
+    /// free, decommitted and zeroed. `false` if there is none or the base cannot move pages.
+    fn recycle_into(&self, target: NonNull<u8>) -> bool {
+        for a in self.iter() {
+            let (pending, used) = (a.pending(), a.used());
+            for w in 0..a.words {
+                let mut bits = pending.word(w) & !used.word(w);
+                while bits != 0 {
+                    let j = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if !used.try_claim_at(j, 1) {
+                        continue;
+                    }
+                    // Ours now: its pending bit is final.
+                    if !pending.is_set(j, 1) {
+                        used.release(j, 1);
+                        continue;
+                    }
+                    // SAFETY: slab `j` is free, ours for the moment, committed (pending), and
+                    // its contents are garbage; the target is the caller's untouched slab.
+                    let moved =
+                        unsafe { self.base.move_pages(a.slab_address(j), target, SLAB_SIZE) };
+                    if moved {
+                        a.committed().clear(j, 1);
+                        a.dirty().clear(j, 1);
+                        a.pending().clear(j, 1);
+                    }
+                    used.release(j, 1);
+                    return moved;
+                }
+            }
+        }
+        false
     }
 
     /// Commits the uncommitted slabs of an owned run.
@@ -335,7 +628,10 @@ impl<B: BaseAlloc> Arenas<B> {
             Source::Arena { arena, index } => {
                 // SAFETY: the arena outlives every run it handed out.
                 let arena = unsafe { arena.as_ref() };
-                self.commit_run(arena, index, slabs.count)
+                // Not warmed up: the run may have been reported zeroed.
+                self.commit_run(arena, index, slabs.count)?;
+                arena.dirty().set(index, slabs.count);
+                Ok(())
             }
             Source::Base(ref chunk) => {
                 // SAFETY: the whole chunk is ours.
@@ -398,17 +694,19 @@ impl<B: BaseAlloc> Arenas<B> {
             arena.used().release(index, count);
             return;
         }
+        let now = self.base.now_ms();
+        if let Some(now) = now {
+            for stamp in &arena.stamps()[index..index + count] {
+                stamp.store(now, Ordering::Relaxed);
+            }
+        }
         arena.pending().set(index, count);
         arena.used().release(index, count);
-        if let Some(now) = self.base.now_ms() {
+        if let Some(now) = now {
             let at = now.saturating_add(delay).max(1);
             // The arena's deadline is the earliest one of its pending runs (0: none), so a
             // shorter delay set later is not stuck behind an earlier, longer one.
-            let _ = arena
-                .purge_at
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
-                    (cur == 0 || at < cur).then_some(at)
-                });
+            Self::schedule(arena, at);
             self.purge_due(now);
         }
     }
@@ -428,7 +726,16 @@ impl<B: BaseAlloc> Arenas<B> {
         }
     }
 
-    /// Purges the arenas whose delay has passed at time `now`.
+    /// Makes `at` the arena's purge deadline if it is earlier than the one set (or none is).
+    fn schedule(arena: &Arena<B>, at: u64) {
+        let _ = arena
+            .purge_at
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                (cur == 0 || at < cur).then_some(at)
+            });
+    }
+
+    /// Purges the arenas whose deadline has passed at time `now`.
     fn purge_due(&self, now: u64) {
         for arena in self.iter() {
             let at = arena.purge_at.load(Ordering::Relaxed);
@@ -439,23 +746,37 @@ impl<B: BaseAlloc> Arenas<B> {
                     .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
             {
-                self.purge_arena(arena);
+                self.purge_arena(arena, Some(now));
             }
         }
     }
 
-    /// Decommits every pending slab of an arena that nobody has claimed meanwhile, one base
-    /// call per stretch of consecutive pending slabs.
-    fn purge_arena(&self, arena: &Arena<B>) {
-        let (pending, used) = (arena.pending(), arena.used());
-        // Takes slab `j` for the purger if it is free and pending. Its pending bit is only
-        // changed by its owner, so once we own it the second look is final (it may have been
-        // reused and purged meanwhile).
+    /// Decommits the pending slabs of an arena that nobody has claimed meanwhile and, at time
+    /// `now`, were released at least the purge delay ago (all of them when `now` is `None`),
+    /// one base call per stretch of consecutive such slabs. The earliest deadline of the
+    /// slabs left pending becomes the arena's next one.
+    fn purge_arena(&self, arena: &Arena<B>, now: Option<u64>) {
+        let (pending, used, stamps) = (arena.pending(), arena.used(), arena.stamps());
+        let delay = self.purge_delay_ms.load(Ordering::Relaxed);
+        let next = core::cell::Cell::new(u64::MAX);
+        // Takes slab `j` for the purger if it is free, pending and due. Its pending bit and
+        // stamp are only changed by its owner, so once we own it the second look is final (it
+        // may have been reused and purged meanwhile).
         let take = |j: usize| {
             if !pending.is_set(j, 1) || !used.try_claim_at(j, 1) {
                 return false;
             }
-            let still = pending.is_set(j, 1);
+            let due = match now {
+                None => true,
+                Some(now) => {
+                    let at = stamps[j].load(Ordering::Relaxed).saturating_add(delay);
+                    if at > now {
+                        next.set(next.get().min(at));
+                    }
+                    at <= now
+                }
+            };
+            let still = due && pending.is_set(j, 1);
             if !still {
                 used.release(j, 1);
             }
@@ -475,6 +796,9 @@ impl<B: BaseAlloc> Arenas<B> {
             used.release(i, end - i);
             i = end;
         }
+        if next.get() != u64::MAX {
+            Self::schedule(arena, next.get());
+        }
     }
 
     /// Decommits free slabs: all of them if `force`, else those whose delay has passed.
@@ -485,7 +809,7 @@ impl<B: BaseAlloc> Arenas<B> {
             any |= arena.pending().count_set() != 0;
             if force {
                 arena.purge_at.store(0, Ordering::Relaxed);
-                self.purge_arena(arena);
+                self.purge_arena(arena, None);
             }
         }
         if !force && let Some(now) = self.base.now_ms() {
@@ -575,7 +899,7 @@ impl<B: BaseAlloc> Arenas<B> {
                 purge_at: AtomicU64::new(0),
             });
             let bits = arena.add(1).cast::<u64>();
-            for w in 0..BITMAPS * words {
+            for w in 0..BITMAPS * words + slabs {
                 bits.add(w).write(0);
             }
             if !zeroed {

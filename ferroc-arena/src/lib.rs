@@ -7,7 +7,8 @@
 //! ## Glossary
 //! - **arena**: a large chunk from the base (the first 64 MiB, each new one twice the last, up
 //!   to 4 GiB) cut into slabs, with a small header *after* its last slab that holds the arena's
-//!   bitmaps. User memory given to [`Arenas::manage`] becomes an arena too.
+//!   bitmaps and per-slab release stamps. User memory given to [`Arenas::manage`] becomes an
+//!   arena too.
 //! - **slab run** ([`Slabs`]): what [`Arenas::allocate`] returns; the owner keeps it (the heap
 //!   stores it in the slab's own header) and gives it back with [`Arenas::deallocate`]. A run
 //!   that fits in no existing arena and is larger than the next arena to be made comes
@@ -16,12 +17,25 @@
 //!   per slab: the slab belongs to someone; its memory is committed; it was handed out since it
 //!   last read zero; it is free but not purged yet; it was abandoned by a dead owner and waits
 //!   to be reclaimed.
-//! - **purge**: decommitting free slabs. A released slab is only marked *pending*; an arena's
-//!   pending slabs are purged together (one base call per stretch of consecutive slabs) once
-//!   the purge delay ([`Arenas::set_purge_delay`]) has passed since the earliest pending
-//!   release, so memory goes back to the OS without a decommit/commit storm when a program
-//!   frees and allocates in waves. A delay of 0 purges on release; a base without a clock
-//!   purges only on [`Arenas::purge`]`(true)`.
+//! - **purge**: decommitting free slabs. A released slab is only marked *pending* and
+//!   stamped with its release time; once the purge delay ([`Arenas::set_purge_delay`]) has
+//!   passed since a slab's own release, the next release or purge that finds the arena's
+//!   deadline (the earliest of its pending slabs') passed decommits every slab that is due,
+//!   one base call per stretch of consecutive ones, and the earliest deadline of the rest
+//!   becomes the arena's next. So memory freed a moment ago is not decommitted with older
+//!   memory, and a program that frees and allocates in waves reuses it without a
+//!   decommit/commit storm. A delay of 0 purges on release; a base without a clock purges
+//!   only on [`Arenas::purge`]`(true)`.
+//! - **placement**: a committed claim takes the free run holding the most pending slabs (still
+//!   resident: no page faults, no new resident memory), else the first fit; an uncommitted one
+//!   (a move target) prefers a run with nothing pending.
+//! - **recycling** (bases that can move pages, [`BaseAlloc::move_pages`]: `mremap` on Linux):
+//!   each slab of a committed claim that was never touched since it read zero gets the pages
+//!   of some free pending slab moved in, so resident memory is reused wherever the run lies.
+//!   [`Arenas::move_into`] moves a whole run's pages to another run (the heap's huge
+//!   `realloc`), and [`Arenas::grow_in_place`] / [`Arenas::shrink_in_place`] resize a run over
+//!   the slabs after it. Moves split OS mappings only at slab boundaries, so the number of
+//!   mappings stays below the number of slabs.
 //!
 //! ## Invariants
 //! - A slab is owned by at most one party: whoever set its *used* bit (see
@@ -34,8 +48,8 @@
 //! - Nothing panics or aborts on exhaustion: every failure is an [`Error`].
 //!
 //! ## What it owns
-//! The base, the arenas' chunks (released when the `Arenas` is dropped), the slab bitmaps, the
-//! purge clock, and the set of abandoned slabs. It knows nothing of what is inside a slab.
+//! The base, the arenas' chunks (released when the `Arenas` is dropped), the slab bitmaps and
+//! release stamps, the purge clock, and the set of abandoned slabs. It knows nothing of what is inside a slab.
 #![no_std]
 
 #[cfg(any(test, ferroc_loom))]

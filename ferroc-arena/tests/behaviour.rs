@@ -352,21 +352,234 @@ fn a_delay_purges_once_it_has_passed_and_not_before() {
     assert!(!a2.is_zeroed());
     assert_eq!(arenas.stats().pending_purge, 0);
     arenas.deallocate(a2);
+    // Each slab's delay counts from its own release: 10 ms after the first free is only 1 ms
+    // after the second.
     probe.advance(1);
+    arenas.purge(false);
+    assert_eq!(f.decommits(), 0, "released 1 ms ago");
+    probe.advance(9);
     arenas.purge(false);
     // 10 ms: both free slabs, consecutive, so in one call.
     assert_eq!((f.decommits(), f.decommitted_bytes()), (1, 2 * SLAB_SIZE));
     assert_eq!(arenas.stats().pending_purge, 0);
-    // A free that finds the deadline passed purges on its own, no explicit purge needed:
-    // `b` (slab 2, whose deadline it is) and `c` itself (slab 0), freed in the same wave,
-    // one call each (slab 1 between them is not pending).
+    // A free that finds a deadline passed purges on its own, no explicit purge needed, but
+    // only what is due: `b` (slab 2, freed 10 ms ago), not `c` (freed just now).
     arenas.deallocate(b);
     probe.advance(10);
     let c = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(c.pointer().as_ptr() as usize % SLAB_SIZE, 0);
+    assert_eq!(
+        f.decommits(),
+        1,
+        "reused the pending slab 2: nothing to purge"
+    );
     arenas.deallocate(c);
+    assert_eq!(arenas.stats().pending_purge, 1);
+    let d = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    let e = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    arenas.deallocate(d);
+    probe.advance(10);
+    // `d` is due, `e` just freed: one call, one slab; `e` waits for its own deadline.
+    arenas.deallocate(e);
+    assert_eq!((f.decommits(), f.decommitted_bytes()), (2, 3 * SLAB_SIZE));
+    assert_eq!(arenas.stats().pending_purge, 1);
+    probe.advance(9);
+    arenas.purge(false);
+    assert_eq!(f.decommits(), 2);
+    probe.advance(1);
+    arenas.purge(false);
     assert_eq!((f.decommits(), f.decommitted_bytes()), (3, 4 * SLAB_SIZE));
     assert_eq!(arenas.stats().pending_purge, 0);
     assert!(!arenas.purge(false), "nothing pending");
+}
+
+/// Free slabs still committed (pending purge) are handed out before fresh ones, and before
+/// lower fresh addresses: they cost no page faults.
+#[test]
+fn pending_slabs_are_reused_first() {
+    let f = &Failing::new(Mmap);
+    let probe = Probe::new(f, Some(1_000));
+    let arenas = Arenas::new(&probe);
+    arenas.set_purge_delay(1_000);
+    let runs: Vec<_> = (0..6)
+        .map(|_| arenas.allocate(2, SLAB_SIZE, 0, true).unwrap())
+        .collect();
+    let addr = |r: &ferroc_arena::Slabs<_>| r.pointer().as_ptr() as usize;
+    let (p1, p4) = (addr(&runs[1]), addr(&runs[4]));
+    let mut runs = runs.into_iter();
+    let r0 = runs.next().unwrap();
+    let r1 = runs.next().unwrap();
+    let rest: Vec<_> = runs.collect();
+    // Slabs 0-1 purged (fresh again), slabs 2-3 pending, then 8-9 pending too.
+    arenas.deallocate(r0);
+    arenas.purge(true);
+    arenas.deallocate(r1);
+    let mut rest = rest.into_iter();
+    let (r2, r3, r4, r5) = (
+        rest.next().unwrap(),
+        rest.next().unwrap(),
+        rest.next().unwrap(),
+        rest.next().unwrap(),
+    );
+    arenas.deallocate(r4);
+    // One slab: the lowest pending one, not the fresh slab 0.
+    let one = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(addr(&one), p1);
+    assert!(!one.is_zeroed());
+    // Two slabs: the pending pair 8-9, not the fresh 0-1 (lower, but cold).
+    let two = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(addr(&two), p4);
+    // No free run of three holds a pending slab (slab 3 lies between used ones): first fit,
+    // the fresh slabs 12-14, and slab 3's resident pages move into the first of them (Linux),
+    // so nothing is left pending and the run is not zeroed.
+    let three = arenas.allocate(3, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(addr(&three), p1 + 10 * SLAB_SIZE);
+    let moves = cfg!(target_os = "linux");
+    assert_eq!(three.is_zeroed(), !moves);
+    assert_eq!(arenas.stats().pending_purge, usize::from(!moves));
+    for r in [one, two, three, r2, r3, r5] {
+        arenas.deallocate(r);
+    }
+    assert_eq!(f.decommits(), 1, "only the forced purge");
+}
+
+/// An uncommitted claim (whose owner fills it by moving pages in) takes slabs with nothing
+/// resident, keeping the pending ones for committed claims.
+#[test]
+fn uncommitted_claims_leave_pending_slabs_alone() {
+    let probe = Probe::new(Mmap, Some(1_000));
+    let arenas = Arenas::new(&probe);
+    arenas.set_purge_delay(1_000);
+    let runs: Vec<_> = (0..3)
+        .map(|_| arenas.allocate(1, SLAB_SIZE, 0, true).unwrap())
+        .collect();
+    let p0 = runs[0].pointer();
+    let mut runs = runs.into_iter();
+    arenas.deallocate(runs.next().unwrap());
+    let cold = arenas.allocate(2, SLAB_SIZE, 0, false).unwrap();
+    assert_eq!(
+        cold.pointer().as_ptr() as usize,
+        p0.as_ptr() as usize + 3 * SLAB_SIZE,
+        "past the pending slab 0"
+    );
+    assert_eq!(arenas.stats().pending_purge, 1);
+    let warm = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(warm.pointer(), p0);
+    for r in runs.chain([cold, warm]) {
+        arenas.deallocate(r);
+    }
+    assert_eq!(arenas.stats().slabs_in_use, 0);
+}
+
+/// A run grows in place over the free slabs after it and shrinks in place, giving its tail
+/// back to be reused; a run straight from the base does neither.
+#[test]
+fn runs_grow_and_shrink_in_place() {
+    let probe = Probe::new(Mmap, Some(0));
+    let arenas = Arenas::new(&probe);
+    let mut a = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
+    let p = a.pointer();
+    // SAFETY: the run is ours and committed.
+    unsafe { p.as_ptr().write_bytes(0x3C, 2 * SLAB_SIZE) };
+    assert!(arenas.grow_in_place(&mut a, 5, true).unwrap());
+    assert_eq!((a.pointer(), a.count(), a.size()), (p, 5, 5 * SLAB_SIZE));
+    // SAFETY: as above: the run now spans 5 slabs.
+    unsafe {
+        assert_eq!(*p.as_ptr().add(2 * SLAB_SIZE - 1), 0x3C);
+        p.as_ptr().add(5 * SLAB_SIZE - 1).write(1);
+    }
+    assert_eq!(arenas.stats().slabs_in_use, 5);
+    // A neighbour blocks further growth.
+    let b = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(
+        b.pointer().as_ptr() as usize,
+        p.as_ptr() as usize + 5 * SLAB_SIZE
+    );
+    assert!(!arenas.grow_in_place(&mut a, 6, true).unwrap());
+    assert_eq!(a.count(), 5);
+    // Past the arena's end.
+    assert!(
+        !arenas
+            .grow_in_place(&mut a, MIN_ARENA_SLABS + 1, true)
+            .unwrap()
+    );
+    assert!(arenas.shrink_in_place(&mut a, 1));
+    assert_eq!((a.pointer(), a.count()), (p, 1));
+    assert_eq!(arenas.stats().slabs_in_use, 2);
+    assert_eq!(arenas.stats().pending_purge, 4);
+    assert!(!arenas.shrink_in_place(&mut a, 1), "not smaller");
+    assert!(!arenas.shrink_in_place(&mut a, 0), "a run keeps a slab");
+    // The tail is free again: a 4-slab run takes it (pending, so first).
+    let c = arenas.allocate(4, SLAB_SIZE, 0, true).unwrap();
+    assert_eq!(
+        c.pointer().as_ptr() as usize,
+        p.as_ptr() as usize + SLAB_SIZE
+    );
+    // Direct runs stay as they are.
+    let mut d = arenas
+        .allocate(MAX_ARENA_SLABS + 1, SLAB_SIZE, 0, false)
+        .unwrap();
+    assert!(d.is_direct());
+    assert!(
+        !arenas
+            .grow_in_place(&mut d, MAX_ARENA_SLABS + 2, false)
+            .unwrap()
+    );
+    assert!(!arenas.shrink_in_place(&mut d, 1));
+    for r in [a, b, c, d] {
+        arenas.deallocate(r);
+    }
+    assert_eq!(arenas.stats().slabs_in_use, 0);
+}
+
+/// `move_into` hands a run's pages to another run without copying: the target holds the
+/// bytes, the source is free, zeroed and uncommitted; a base that cannot move leaves both
+/// runs as they were.
+#[test]
+fn runs_move_their_pages() {
+    let probe = Probe::new(Mmap, Some(0));
+    let arenas = Arenas::new(&probe);
+    let a = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
+    let to = arenas.allocate(3, SLAB_SIZE, 0, true).unwrap();
+    let (pa, pt) = (a.pointer(), to.pointer());
+    // SAFETY: the runs are ours and committed.
+    unsafe {
+        for i in (0..2 * SLAB_SIZE).step_by(4096) {
+            *pa.as_ptr().add(i) = (i / 4096) as u8;
+        }
+    }
+    // SAFETY: both runs are ours; nothing uses `a` afterwards.
+    match unsafe { arenas.move_into(a, &to) } {
+        Ok(()) => {
+            for i in (0..2 * SLAB_SIZE).step_by(4096) {
+                // SAFETY: the target run is ours.
+                assert_eq!(unsafe { *pt.as_ptr().add(i) }, (i / 4096) as u8);
+            }
+            assert_eq!(arenas.stats().slabs_in_use, 3);
+            assert_eq!(arenas.stats().pending_purge, 0, "nothing left to purge");
+            let again = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
+            assert_eq!(again.pointer(), pa);
+            assert!(again.is_zeroed(), "the moved-from slabs read zero");
+            // SAFETY: ours and committed.
+            assert_eq!(unsafe { *pa.as_ptr().add(4096) }, 0);
+            arenas.deallocate(again);
+        }
+        Err(a) => {
+            let linux = cfg!(target_os = "linux");
+            assert!(!linux, "Linux moves pages");
+            arenas.deallocate(a);
+        }
+    }
+    // A target shorter than the source is refused.
+    let short = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    let long = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
+    // SAFETY: as above.
+    let long = unsafe { arenas.move_into(long, &short) }.unwrap_err();
+    assert_eq!(long.count(), 2);
+    for r in [to, short, long] {
+        arenas.deallocate(r);
+    }
+    assert_eq!(arenas.stats().slabs_in_use, 0);
 }
 
 #[test]

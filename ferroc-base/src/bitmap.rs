@@ -108,6 +108,18 @@ impl<'a> Bitmap<'a> {
         self.len
     }
 
+    /// Word `w` in a relaxed snapshot, bits at `len` and past it cleared.
+    #[inline]
+    pub fn word(&self, w: usize) -> u64 {
+        let v = self.words[w].load(Ordering::Relaxed);
+        let end = self.len.saturating_sub(w * WORD_BITS);
+        if end >= WORD_BITS {
+            v
+        } else {
+            v & ((1u64 << end) - 1)
+        }
+    }
+
     /// Whether every bit of `[start, start + count)` is clear (a relaxed snapshot).
     pub fn is_clear(&self, start: usize, count: usize) -> bool {
         self.first_set(start, count).is_none()

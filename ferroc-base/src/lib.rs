@@ -26,7 +26,7 @@
 //! - [`Mmap`] leaves `errno` as it found it.
 //!
 //! ## What it owns
-//! The OS calls (`mmap`, `munmap`, `madvise`, `sysconf`, `clock_gettime`), the fixed-region
+//! The OS calls (`mmap`, `munmap`, `madvise`, `mremap`, `sysconf`, `clock_gettime`), the fixed-region
 //! bookkeeping of [`Static`], and the loom switch ([`sync`]) used by every lock-free structure.
 #![no_std]
 
@@ -108,6 +108,20 @@ pub unsafe trait BaseAlloc: Sized {
     /// memory is only done when it has; without one, memory is purged by explicit collects.
     fn now_ms(&self) -> Option<u64> {
         None
+    }
+
+    /// Moves the pages of `[from, from + len)` to `[to, to + len)` without copying their bytes
+    /// (Linux: `mremap`), if the base can. On success (`true`) the target holds what the source
+    /// held and the source range stays part of its chunk, decommitted, reading zero. On failure
+    /// (`false`, the default: a base that cannot) neither range has changed.
+    ///
+    /// # Safety
+    ///
+    /// Both ranges lie inside live chunks of this base, are page-aligned and do not overlap;
+    /// nothing uses either while the call runs, and the target's old contents are not needed.
+    unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
+        let _ = (from, to, len);
+        false
     }
 }
 

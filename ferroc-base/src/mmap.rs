@@ -6,6 +6,10 @@
 //! reserving `size + align - page` bytes and unmapping the slack at both ends, so nothing is
 //! leaked. Decommit is `madvise(MADV_DONTNEED)` (one advice, never OR-ed with another: advice
 //! values are an enumeration, not flags), after which private anonymous pages read zero.
+//! On Linux, pages move between two ranges of our mappings with `mremap(MREMAP_MAYMOVE |
+//! MREMAP_FIXED | MREMAP_DONTUNMAP)`: the page tables move, no byte is copied, and the source
+//! stays mapped, reading zero (Linux 5.7 or later; an older kernel refuses and the caller
+//! copies).
 
 use core::{alloc::Layout, ffi::c_int, fmt, ptr::NonNull};
 
@@ -100,6 +104,32 @@ unsafe fn unmap(ptr: *mut u8, len: usize) {
     }
 }
 
+/// `mremap` of `len` bytes from `from` to exactly `to`, leaving `from` mapped and empty.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn move_pages(from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
+    let (r, _) = preserving_errno(|| {
+        // SAFETY: both ranges are inside our private anonymous mappings and unused (the
+        // caller's contract); the target's old pages are unmapped by MREMAP_FIXED, and
+        // MREMAP_DONTUNMAP keeps the source mapped (it reads zero afterwards). On failure the
+        // kernel changes nothing.
+        unsafe {
+            libc::mremap(
+                from.as_ptr().cast(),
+                len,
+                len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+                to.as_ptr().cast::<libc::c_void>(),
+            )
+        }
+    });
+    r == to.as_ptr().cast()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn move_pages(_from: NonNull<u8>, _to: NonNull<u8>, _len: usize) -> bool {
+    false
+}
+
 impl Mmap {
     /// The OS page size, read once with `sysconf` and cached.
     pub fn os_page_size() -> usize {
@@ -175,6 +205,10 @@ unsafe impl BaseAlloc for Mmap {
             unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) }
         });
         r == 0 && cfg!(any(target_os = "linux", target_os = "android"))
+    }
+
+    unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
+        move_pages(from, to, len)
     }
 
     fn now_ms(&self) -> Option<u64> {
@@ -299,6 +333,52 @@ mod tests {
         assert_eq!(errno(), 4321, "failed madvise");
         drop(chunk);
         assert_eq!(errno(), 4321, "deallocate (munmap)");
+    }
+
+    #[test]
+    fn moved_pages_keep_their_bytes_and_the_source_reads_zero() {
+        let page = Mmap.page_size();
+        let len = 64 * page;
+        let chunk = Mmap
+            .allocate(Layout::from_size_align(3 * len, 1 << 21).unwrap(), true)
+            .unwrap();
+        let from = chunk.pointer();
+        // SAFETY: inside the chunk, which is `3 * len` long.
+        let to = unsafe { from.add(2 * len) };
+        // SAFETY: the chunk is ours.
+        unsafe {
+            for i in 0..len / 8 {
+                from.as_ptr().cast::<u64>().add(i).write(i as u64 * 3 + 1);
+            }
+            to.as_ptr().write_bytes(0xEE, len);
+        }
+        set_errno(99);
+        // SAFETY: disjoint page-aligned ranges of our live chunk.
+        let moved = unsafe { Mmap.move_pages(from, to, len) };
+        assert_eq!(errno(), 99);
+        assert_eq!(
+            moved,
+            cfg!(any(target_os = "linux", target_os = "android")),
+            "mremap with MREMAP_DONTUNMAP needs Linux 5.7"
+        );
+        if moved {
+            for i in 0..len / 8 {
+                // SAFETY: test-owned memory within its bounds.
+                unsafe {
+                    assert_eq!(*to.as_ptr().cast::<u64>().add(i), i as u64 * 3 + 1);
+                    assert_eq!(*from.as_ptr().cast::<u64>().add(i), 0, "source reads zero");
+                }
+            }
+            // The source is still ours and writable.
+            // SAFETY: as above.
+            unsafe { from.as_ptr().write_bytes(1, len) };
+        }
+        // A range that is not page-aligned is refused and changes nothing.
+        // SAFETY: inside our chunk; misaligned on purpose.
+        let odd = unsafe { NonNull::new_unchecked(from.as_ptr().add(1)) };
+        // SAFETY: as above.
+        assert!(!unsafe { Mmap.move_pages(odd, to, page) });
+        assert_eq!(errno(), 99);
     }
 
     #[test]

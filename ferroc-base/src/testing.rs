@@ -188,6 +188,11 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
     fn now_ms(&self) -> Option<u64> {
         self.inner.now_ms()
     }
+
+    unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
+        // SAFETY: forwarded under the same contract.
+        unsafe { self.inner.move_pages(from, to, len) }
+    }
 }
 
 #[cfg(all(test, feature = "base-mmap"))]

@@ -131,6 +131,11 @@ unsafe impl BaseAlloc for Tracked {
     fn now_ms(&self) -> Option<u64> {
         Mmap.now_ms()
     }
+
+    unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
+        // SAFETY: forwarded; both ranges stay inside their chunks, so the map is unchanged.
+        unsafe { Mmap.move_pages(from, to, len) }
+    }
 }
 
 /// The allocator instance behind every C entry point.

@@ -15,33 +15,24 @@ pub struct Placeholder<B: BaseAlloc + 'static>(pub Context<'static, B>);
 // is only sound when used from one thread at a time, which its `unsafe` opt-in promises.
 unsafe impl<B: BaseAlloc + 'static> Sync for Placeholder<B> {}
 
-/// `realloc` on top of `usable_size`, `alloc` and `dealloc`: in place when the new size fits
-/// the block and uses at least half of it; otherwise allocate, copy, free.
+/// Whether `realloc` of `ptr` to `new` keeps the block as it is: it is aligned, and the new
+/// size fits it and uses at least half of it (the rule of `Context::reallocate`, checked
+/// without needing a context of one's own).
 ///
 /// # Safety
 ///
-/// `ptr` is a live block holding `old_size` bytes, and the closures are one allocator's.
+/// `ptr` is a live block of a context over the same arenas as `cx`.
 #[inline]
-pub unsafe fn realloc_with(
+pub unsafe fn fits_in_place<B: BaseAlloc>(
+    cx: &Context<'_, B>,
     ptr: NonNull<u8>,
-    old_size: usize,
     new: Layout,
-    usable_size: impl FnOnce(NonNull<u8>) -> usize,
-    alloc: impl FnOnce(Layout) -> *mut u8,
-    dealloc: impl FnOnce(NonNull<u8>),
-) -> *mut u8 {
-    let usable = usable_size(ptr);
-    let aligned = (ptr.as_ptr() as usize).is_multiple_of(new.align());
-    if aligned && new.size() <= usable && new.size() >= usable / 2 {
-        return ptr.as_ptr();
-    }
-    let p = alloc(new);
-    if !p.is_null() {
-        // SAFETY: distinct live blocks, the old one holding `old_size` bytes.
-        unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), p, old_size.min(new.size())) };
-        dealloc(ptr);
-    }
-    p
+) -> bool {
+    // SAFETY: the caller's contract.
+    let usable = unsafe { cx.usable_size(ptr) };
+    (ptr.as_ptr() as usize).is_multiple_of(new.align())
+        && new.size() <= usable
+        && new.size() >= usable / 2
 }
 
 /// Counters of exited threads, and the once-only `FERROC_SHOW_STATS` registration.

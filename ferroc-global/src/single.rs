@@ -7,7 +7,7 @@ use ferroc_arena::Arenas;
 use ferroc_base::BaseAlloc;
 use ferroc_heap::Context;
 
-use crate::common::{Placeholder, realloc_with};
+use crate::common::Placeholder;
 
 /// A global allocator with a single context (made by [`config!`](crate::config) with
 /// `thread_exit = unsafe none`). Sound only if the program allocates from one thread at a
@@ -71,16 +71,8 @@ impl<B: BaseAlloc + 'static> SingleGlobal<B> {
         new: Layout,
     ) -> *mut u8 {
         // SAFETY: forwarded.
-        unsafe {
-            realloc_with(
-                ptr,
-                old_size,
-                new,
-                |p| self.usable_size(p),
-                |l| self.alloc(l),
-                |p| self.dealloc(p),
-            )
-        }
+        unsafe { self.cx.0.reallocate(ptr, old_size, new) }
+            .map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
     /// The usable size of a live block.

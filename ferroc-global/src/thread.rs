@@ -13,7 +13,7 @@ use ferroc_base::BaseAlloc;
 use ferroc_heap::{Context, class::SMALL_MAX};
 
 use crate::{
-    common::{Placeholder, realloc_with},
+    common::{Placeholder, fits_in_place},
     pool::{Pool, Slot},
 };
 
@@ -187,17 +187,14 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B>> ThreadGlobal<B, S> {
         old_size: usize,
         new: Layout,
     ) -> *mut u8 {
-        // SAFETY: forwarded.
-        unsafe {
-            realloc_with(
-                ptr,
-                old_size,
-                new,
-                |p| self.usable_size(p),
-                |l| self.alloc(l),
-                |p| self.dealloc(p),
-            )
+        // SAFETY: the placeholder only reads on this path, and only when the block stays.
+        if unsafe { fits_in_place(self.current(), ptr, new) } {
+            return ptr.as_ptr();
         }
+        self.owned()
+            // SAFETY: forwarded.
+            .and_then(|cx| unsafe { cx.reallocate(ptr, old_size, new) })
+            .map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     /// The usable size of a live block.

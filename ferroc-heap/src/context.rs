@@ -368,10 +368,10 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         }
     }
 
-    /// Serves a huge block (or one whose alignment no class has) from a run of its own.
-    /// Returns the block and whether it reads zero.
-    #[cold]
-    fn allocate_huge(&self, size: usize, align: usize) -> Option<(NonNull<u8>, bool)> {
+    /// Where a huge block of `size` bytes aligned to `align` lies in its run: the block's
+    /// offset from the run's start, the run's alignment and its offset for it, and how many
+    /// slabs the run has.
+    fn huge_geometry(size: usize, align: usize) -> Option<(usize, usize, usize, usize)> {
         let header = header_size::<B>();
         let (offset, run_align, run_offset) = if align >= SLAB_SIZE {
             (SLAB_SIZE, align, SLAB_SIZE)
@@ -381,7 +381,14 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             (align_up(header, align.max(16))?, SLAB_SIZE, 0)
         };
         let total = offset.checked_add(size.max(1))?;
-        let count = total.div_ceil(SLAB_SIZE);
+        Some((offset, run_align, run_offset, total.div_ceil(SLAB_SIZE)))
+    }
+
+    /// Serves a huge block (or one whose alignment no class has) from a run of its own.
+    /// Returns the block and whether it reads zero.
+    #[cold]
+    fn allocate_huge(&self, size: usize, align: usize) -> Option<(NonNull<u8>, bool)> {
+        let (offset, run_align, run_offset, count) = Self::huge_geometry(size, align)?;
         let run = self
             .arenas
             .allocate(count, run_align, run_offset, true)
@@ -686,8 +693,10 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     }
 
     /// Resizes a block: in place when the new size fits the block and still uses at least
-    /// half of it, otherwise allocate, copy, free. `None` (the old block intact) when out of
-    /// memory.
+    /// half of it; a huge block that stays huge also grows in place over the free slabs after
+    /// it, shrinks in place giving its tail back, or moves by remapping its pages (no copy)
+    /// where the base can; otherwise allocate, copy, free. `None` (the old block intact) when
+    /// out of memory.
     ///
     /// # Safety
     ///
@@ -700,8 +709,18 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         new: Layout,
     ) -> Option<NonNull<u8>> {
         // SAFETY: the caller's contract.
-        let usable = unsafe { self.usable_size(ptr) };
+        let slab = unsafe { &*SlabHeader::of(ptr) };
+        let shard = slab.shard_of(ptr);
+        let usable = shard.block_size.get();
         let aligned = (ptr.as_ptr() as usize).is_multiple_of(new.align());
+        if shard.flags.load(Ordering::Relaxed) & FLAG_HUGE != 0
+            && new.size() > LARGE_MAX
+            && aligned
+            // SAFETY: a live huge block of at least `old_size` bytes (the caller's contract).
+            && let Some(r) = unsafe { self.reallocate_huge(slab, ptr, old_size, new) }
+        {
+            return r;
+        }
         if aligned && new.size() <= usable && new.size() >= usable / 2 {
             return Some(ptr);
         }
@@ -712,6 +731,87 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             self.free(ptr);
         }
         Some(p)
+    }
+
+    /// Resizes a huge block that stays huge without copying where possible: same run, run
+    /// grown or shrunk in place, or a new run its pages move to. `None` to let the caller
+    /// allocate, copy and free (an alignment the run does not have); `Some(None)` when out of
+    /// memory (the block intact).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live huge block of `slab` holding `old_size` bytes, aligned to `new.align()`.
+    #[cold]
+    unsafe fn reallocate_huge(
+        &self,
+        slab: &SlabHeader,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new: Layout,
+    ) -> Option<Option<NonNull<u8>>> {
+        let (offset, run_align, run_offset, count) = Self::huge_geometry(new.size(), new.align())?;
+        if ptr.as_ptr() as usize - slab.addr() != offset {
+            // Laid out for another alignment: the block must move to a run of its own.
+            return None;
+        }
+        let shard = &slab.shards[0];
+        let old_usable = shard.block_size.get();
+        // SAFETY: a huge block's slab header is a whole `Slab<B>`.
+        let slabs = unsafe { Slab::<B>::from_header(slab) };
+        // SAFETY: a huge slab's token is taken only by the block's single owner, which the
+        // caller is; it is stored back (or the run given up) on every path below.
+        let mut run = unsafe { slabs.take_run() };
+        let resized = count == run.count()
+            || self.arenas.shrink_in_place(&mut run, count)
+            || self
+                .arenas
+                .grow_in_place(&mut run, count, true)
+                .unwrap_or(false);
+        if resized {
+            let usable = (run.count() << SLAB_SHIFT) - offset;
+            // SAFETY: the token of this very slab, taken above.
+            unsafe { slabs.store_run(run) };
+            shard.block_size.set(usable);
+            self.stats.free(Kind::Huge, old_usable);
+            self.stats.alloc(Kind::Huge, usable);
+            return Some(Some(ptr));
+        }
+        if count < run.count() {
+            // A run from the base cannot shrink: keep it while it is at least half used.
+            // SAFETY: as above.
+            unsafe { slabs.store_run(run) };
+            return (new.size() >= old_usable / 2).then_some(Some(ptr));
+        }
+        let Ok(to) = self.arenas.allocate(count, run_align, run_offset, false) else {
+            // SAFETY: as above.
+            unsafe { slabs.store_run(run) };
+            return Some(None);
+        };
+        // SAFETY: the old run holds only this block, which nobody uses while we move it.
+        let copied_from = match unsafe { self.arenas.move_into(run, &to) } {
+            Ok(()) => None,
+            Err(run) => {
+                if self.arenas.commit(&to).is_err() {
+                    self.arenas.deallocate(to);
+                    // SAFETY: as above.
+                    unsafe { slabs.store_run(run) };
+                    return Some(None);
+                }
+                Some(run)
+            }
+        };
+        let usable = (count << SLAB_SHIFT) - offset;
+        // SAFETY: a committed run that is ours alone; `offset` is past the header. After a move
+        // the header written over is the old block's, and the block's bytes are untouched.
+        let (block, _) = unsafe { init_huge(to, offset) };
+        if let Some(run) = copied_from {
+            // SAFETY: distinct live memory; the old block holds `old_size` bytes.
+            unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), block.as_ptr(), old_size) };
+            self.arenas.deallocate(run);
+        }
+        self.stats.free(Kind::Huge, old_usable);
+        self.stats.alloc(Kind::Huge, usable);
+        Some(Some(block))
     }
 
     /// This context's statistics, with the arenas' reservation figures.

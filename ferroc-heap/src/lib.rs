@@ -27,6 +27,10 @@
 //! - **Free (remote)**: one CAS loop onto `thread_free`. If the shard was in its owner's full
 //!   list, the same CAS moves it to `NOTIFYING`; the freer then sets the shard's bit in the
 //!   slab's `notified` mask and marks it `NOTIFIED` (see `thread_free.rs`).
+//! - **Reallocate**: in place while the new size fits the block and uses at least half of it;
+//!   a huge block that stays huge keeps its run when the slab count is unchanged, grows or
+//!   shrinks it in place, or moves its pages to a new run without a copy (`Arenas::move_into`)
+//!   when the base can; otherwise allocate, copy, free.
 //! - **Slow path**: collect the class's shards (`local_free`, `thread_free`), move shards with
 //!   no room to the full list, take notified shards back, carve a fresh shard from our slabs,
 //!   reclaim an abandoned slab, claim a new slab.

@@ -128,6 +128,11 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Probe<B> {
         unsafe { self.inner.decommit(ptr, len) }
     }
 
+    unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
+        // SAFETY: forwarded under the same contract.
+        unsafe { self.inner.move_pages(from, to, len) }
+    }
+
     fn now_ms(&self) -> Option<u64> {
         let t = self.clock.load(Ordering::Relaxed);
         (t != u64::MAX).then_some(t)
