@@ -37,7 +37,12 @@ struct Arena<B: BaseAlloc> {
     words: usize,
     /// When pending slabs should be purged (base clock, ms); 0 when nothing is pending.
     purge_at: AtomicU64,
+    /// Unique in the process and never reused (see [`Arenas::arena_of`]).
+    serial: u64,
 }
+
+/// Serials of arenas: a plain counter (no structure hangs on it, so loom need not model it).
+static NEXT_SERIAL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 impl<B: BaseAlloc> Arena<B> {
     fn bitmap(&self, which: usize) -> Bitmap<'_> {
@@ -111,17 +116,19 @@ pub struct Slabs<B: BaseAlloc> {
 }
 
 enum Source<B: BaseAlloc> {
-    /// Slabs `index..index + count` of the arena at this address.
+    /// Slabs `index..index + count` of the arena at this address, with that arena's serial.
+    /// The pointer is never followed: [`Arenas::arena_of`] finds the arena among its own.
     Arena {
         arena: NonNull<Arena<B>>,
+        serial: u64,
         index: usize,
     },
     /// A chunk straight from the base, for runs larger than any arena.
     Base(Chunk<B>),
 }
 
-// SAFETY: a run is exclusive ownership of slab memory; the arena pointer is only used to reach
-// atomics, and a base chunk is `Send` when its handle is.
+// SAFETY: a run is exclusive ownership of slab memory; the arena pointer is never followed
+// (only compared), and a base chunk is `Send` when its handle is.
 unsafe impl<B: BaseAlloc> Send for Slabs<B> where B::Handle: Send {}
 
 impl<B: BaseAlloc> Slabs<B> {
@@ -240,6 +247,15 @@ impl<B: BaseAlloc> Arenas<B> {
     }
 
     /// The arenas made so far.
+    /// The arena of a run, if it is one of ours: `None` for a run of other `Arenas`, or of
+    /// `Arenas` since dropped (whose arena a new one may sit where the old one was; the
+    /// serial tells them apart). This is what makes the safe methods taking a [`Slabs`] sound
+    /// whatever run they are given: a foreign run is never followed into memory.
+    fn arena_of(&self, arena: NonNull<Arena<B>>, serial: u64) -> Option<&Arena<B>> {
+        self.iter()
+            .find(|a| core::ptr::eq(*a, arena.as_ptr()) && a.serial == serial)
+    }
+
     fn iter(&self) -> impl Iterator<Item = &Arena<B>> {
         self.arenas
             .iter()
@@ -337,6 +353,7 @@ impl<B: BaseAlloc> Arenas<B> {
             zeroed,
             source: Source::Arena {
                 arena: NonNull::from(arena),
+                serial: arena.serial,
                 index,
             },
         }))
@@ -411,14 +428,20 @@ impl<B: BaseAlloc> Arenas<B> {
         count: usize,
         commit: bool,
     ) -> Result<bool, Error<B::Error>> {
-        let Source::Arena { arena, index } = slabs.source else {
+        let Source::Arena {
+            arena,
+            serial,
+            index,
+        } = slabs.source
+        else {
             return Ok(false);
         };
         if count <= slabs.count {
             return Ok(count == slabs.count);
         }
-        // SAFETY: the arena outlives every run it handed out.
-        let arena = unsafe { arena.as_ref() };
+        let Some(arena) = self.arena_of(arena, serial) else {
+            return Ok(false);
+        };
         let (from, extra) = (index + slabs.count, count - slabs.count);
         if from + extra > arena.slabs || !arena.used().try_claim_at(from, extra) {
             return Ok(false);
@@ -441,14 +464,20 @@ impl<B: BaseAlloc> Arenas<B> {
     /// back like [`deallocate`](Self::deallocate) does. `false`, the run unchanged, for a run
     /// straight from the base or a `count` that is not smaller.
     pub fn shrink_in_place(&self, slabs: &mut Slabs<B>, count: usize) -> bool {
-        let Source::Arena { arena, index } = slabs.source else {
+        let Source::Arena {
+            arena,
+            serial,
+            index,
+        } = slabs.source
+        else {
             return false;
         };
         if count == 0 || count >= slabs.count {
             return false;
         }
-        // SAFETY: the arena outlives every run it handed out.
-        let arena = unsafe { arena.as_ref() };
+        let Some(arena) = self.arena_of(arena, serial) else {
+            return false;
+        };
         self.release_run(arena, index + count, slabs.count - count);
         slabs.count = count;
         true
@@ -468,10 +497,26 @@ impl<B: BaseAlloc> Arenas<B> {
         if to.count < from.count {
             return Err(from);
         }
+        let source = match from.source {
+            Source::Arena {
+                arena,
+                serial,
+                index,
+            } => match self.arena_of(arena, serial) {
+                Some(arena) => Some((arena, index)),
+                None => return Err(from),
+            },
+            Source::Base(_) => None,
+        };
         let target = match to.source {
-            Source::Arena { arena, index } => {
-                // SAFETY: the arena outlives every run it handed out.
-                let arena = unsafe { arena.as_ref() };
+            Source::Arena {
+                arena,
+                serial,
+                index,
+            } => {
+                let Some(arena) = self.arena_of(arena, serial) else {
+                    return Err(from);
+                };
                 if self.commit_run(arena, index, to.count).is_err() {
                     return Err(from);
                 }
@@ -496,10 +541,8 @@ impl<B: BaseAlloc> Arenas<B> {
         if moved == 0 {
             return Err(from);
         }
-        match from.source {
-            Source::Arena { arena, index } => {
-                // SAFETY: the arena outlives every run it handed out.
-                let arena = unsafe { arena.as_ref() };
+        match (from.source, source) {
+            (Source::Arena { .. }, Some((arena, index))) => {
                 // The moved slabs read zero now: neither committed nor dirty, nothing to purge.
                 // Any copied ones go back like a freed run.
                 arena.committed().clear(index, moved);
@@ -509,12 +552,13 @@ impl<B: BaseAlloc> Arenas<B> {
                     self.release_run(arena, index + moved, from.count - moved);
                 }
             }
-            Source::Base(chunk) => {
+            (Source::Base(chunk), _) => {
                 self.direct_runs.fetch_sub(1, Ordering::Relaxed);
                 self.direct_bytes
                     .fetch_sub(chunk.layout().size(), Ordering::Relaxed);
                 drop(chunk);
             }
+            (Source::Arena { .. }, None) => unreachable!("checked on entry"),
         }
         Ok(())
     }
@@ -625,9 +669,12 @@ impl<B: BaseAlloc> Arenas<B> {
     /// uncommitted and now need the memory).
     pub fn commit(&self, slabs: &Slabs<B>) -> Result<(), Error<B::Error>> {
         match slabs.source {
-            Source::Arena { arena, index } => {
-                // SAFETY: the arena outlives every run it handed out.
-                let arena = unsafe { arena.as_ref() };
+            Source::Arena {
+                arena,
+                serial,
+                index,
+            } => {
+                let arena = self.arena_of(arena, serial).ok_or(Error::Foreign)?;
                 // Not warmed up: the run may have been reported zeroed.
                 self.commit_run(arena, index, slabs.count)?;
                 arena.dirty().set(index, slabs.count);
@@ -677,10 +724,15 @@ impl<B: BaseAlloc> Arenas<B> {
                     .fetch_sub(chunk.layout().size(), Ordering::Relaxed);
                 drop(chunk);
             }
-            Source::Arena { arena, index } => {
-                // SAFETY: the arena outlives every run it handed out.
-                let arena = unsafe { arena.as_ref() };
-                self.release_run(arena, index, slabs.count);
+            Source::Arena {
+                arena,
+                serial,
+                index,
+            } => {
+                // A run of other arenas is left alone: its own arenas release it when they drop.
+                if let Some(arena) = self.arena_of(arena, serial) {
+                    self.release_run(arena, index, slabs.count);
+                }
             }
         }
     }
@@ -897,6 +949,7 @@ impl<B: BaseAlloc> Arenas<B> {
                 slabs,
                 words,
                 purge_at: AtomicU64::new(0),
+                serial: NEXT_SERIAL.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             });
             let bits = arena.add(1).cast::<u64>();
             for w in 0..BITMAPS * words + slabs {
@@ -952,12 +1005,17 @@ impl<B: BaseAlloc> Arenas<B> {
     /// run back if it cannot be abandoned (a multi-slab or direct run).
     pub fn abandon(&self, slabs: Slabs<B>) -> Result<(), Slabs<B>> {
         match slabs.source {
-            Source::Arena { arena, index } if slabs.count == 1 => {
-                // SAFETY: the arena outlives its runs.
-                let arena = unsafe { arena.as_ref() };
-                self.abandoned_set(arena).abandon(index);
-                Ok(())
-            }
+            Source::Arena {
+                arena,
+                serial,
+                index,
+            } if slabs.count == 1 => match self.arena_of(arena, serial) {
+                Some(arena) => {
+                    self.abandoned_set(arena).abandon(index);
+                    Ok(())
+                }
+                None => Err(slabs),
+            },
             _ => Err(slabs),
         }
     }
@@ -975,6 +1033,7 @@ impl<B: BaseAlloc> Arenas<B> {
                 zeroed: false,
                 source: Source::Arena {
                     arena: NonNull::from(arena),
+                    serial: arena.serial,
                     index,
                 },
             })
@@ -990,6 +1049,7 @@ impl<B: BaseAlloc> Arenas<B> {
             zeroed: false,
             source: Source::Arena {
                 arena: NonNull::from(arena),
+                serial: arena.serial,
                 index,
             },
         })

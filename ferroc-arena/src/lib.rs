@@ -46,6 +46,11 @@
 //! - An abandoned slab keeps its *used* bit; taking its *abandoned* bit (one CAS) is what
 //!   transfers ownership, so each abandoned slab is reclaimed by exactly one thread.
 //! - Nothing panics or aborts on exhaustion: every failure is an [`Error`].
+//! - A run names its arena by address and serial (unique in the process) and is never
+//!   followed by that address: each method that takes a run finds the arena among its own
+//!   first, so a run of other arenas, or of arenas since dropped, is refused
+//!   ([`Error::Foreign`]) or left alone, and safe code cannot make the arenas touch memory
+//!   they do not own.
 //!
 //! ## What it owns
 //! The base, the arenas' chunks (released when the `Arenas` is dropped), the slab bitmaps and
@@ -78,6 +83,8 @@ pub enum Error<E> {
     Exhausted,
     /// A chunk given to [`Arenas::manage`] cannot hold a single slab.
     ChunkTooSmall,
+    /// The run belongs to other arenas (or to arenas since dropped).
+    Foreign,
 }
 
 impl<E: fmt::Display> fmt::Display for Error<E> {
@@ -87,6 +94,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::TooLarge => f.write_str("request too large"),
             Error::Exhausted => f.write_str("arenas exhausted"),
             Error::ChunkTooSmall => f.write_str("chunk too small to hold a slab"),
+            Error::Foreign => f.write_str("run of other arenas"),
         }
     }
 }

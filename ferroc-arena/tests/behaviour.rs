@@ -687,3 +687,48 @@ fn threads_never_share_a_slab() {
     assert_eq!((s.slabs_in_use, s.abandoned, s.direct_runs), (0, 0, 0));
     assert_eq!(probe.live_chunks(), s.arenas);
 }
+
+/// The safe methods that take a run check that it is theirs: a run of other arenas, or of
+/// arenas since dropped, is refused or left alone and never followed into memory.
+#[test]
+fn a_run_of_other_arenas_is_refused() {
+    let ours = Arenas::new(Mmap);
+    let mine = ours.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    let theirs = Arenas::new(Mmap);
+    let mut foreign = theirs.allocate(2, SLAB_SIZE, 0, true).unwrap();
+    let foreign_slab = theirs.allocate(1, SLAB_SIZE, 0, true).unwrap();
+
+    assert!(matches!(ours.commit(&foreign), Err(Error::Foreign)));
+    assert!(!ours.grow_in_place(&mut foreign, 3, true).unwrap());
+    assert!(!ours.shrink_in_place(&mut foreign, 1));
+    assert_eq!(foreign.count(), 2);
+    let foreign_slab = ours.abandon(foreign_slab).unwrap_err();
+    assert_eq!(ours.abandoned_count(), 0);
+    // SAFETY: both runs are unused; a refused move leaves `from` as it was.
+    let foreign = unsafe { ours.move_into(foreign, &mine) }.unwrap_err();
+    let in_use = theirs.stats().slabs_in_use;
+    ours.deallocate(foreign);
+    assert_eq!(
+        theirs.stats().slabs_in_use,
+        in_use,
+        "left to its own arenas"
+    );
+    assert_eq!(ours.stats().slabs_in_use, 1);
+    theirs.deallocate(foreign_slab);
+    assert_eq!(theirs.stats().slabs_in_use, in_use - 1);
+
+    // A run that outlives its arenas: even where a new arena lands at the same address, the
+    // run names a serial no live arena has.
+    let stale = {
+        let gone = Arenas::new(Mmap);
+        gone.allocate(1, SLAB_SIZE, 0, true).unwrap()
+    };
+    let fresh = Arenas::new(Mmap);
+    let live = fresh.allocate(1, SLAB_SIZE, 0, true).unwrap();
+    assert!(matches!(fresh.commit(&stale), Err(Error::Foreign)));
+    fresh.deallocate(stale);
+    assert_eq!(fresh.stats().slabs_in_use, 1);
+    fresh.deallocate(live);
+    ours.deallocate(mine);
+    assert_eq!(ours.stats().slabs_in_use, 0);
+}
