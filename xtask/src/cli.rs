@@ -18,6 +18,11 @@ Commands:
   capi        Build the C libraries: target/ferroc-capi/lib/libferroc.so (replaces malloc and
               operator new), libferroc.a (the fe_* API), libferroc-override.a (both),
               include/ferroc.h and lib/pkgconfig/ferroc.pc
+  bench       Run the criterion benches of benches/ (`rust_workloads` once per process
+              allocator: ferroc, system, mimalloc, jemalloc), then print a markdown table of
+              medians per case and allocator with ratios to Ferroc (also saved in
+              target/criterion/ferroc-bench.md) and where criterion's HTML report is
+              (target/criterion/report/index.html)
   help        Print this message
 
 Options of `test`:
@@ -29,6 +34,12 @@ Options of `capi`:
   --prefix <DIR>       Install there instead of target/ferroc-capi
   --features <LIST>    Extra features of ferroc-capi (e.g. stat)
 
+Options of `bench`:
+  --quick              Shorter measurements (criterion's --warm-up-time 1
+                       --measurement-time 2 --sample-size 10)
+  [FILTER]...          Only the benchmarks whose `group/allocator/size` id matches a FILTER
+                       (criterion's regular expressions; several are joined with `|`)
+
 Options of `test-loom`:
   --preemptions <N>    Loom's preemption bound (LOOM_MAX_PREEMPTIONS); default: the
                        LOOM_MAX_PREEMPTIONS environment variable, else 2
@@ -36,6 +47,7 @@ Options of `test-loom`:
 Environment:
   LOOM_MAX_PREEMPTIONS  Loom's preemption bound when --preemptions is not given
   RUSTFLAGS             Kept; the loom run appends `--cfg ferroc_loom` to it
+  CRITERION_HOME        Where criterion writes (`bench`); default target/criterion
 ";
 
 /// A parsed command line.
@@ -57,6 +69,17 @@ pub enum Command {
         /// `--features LIST`, if given.
         features: Option<String>,
     },
+    /// `cargo xtask bench`.
+    Bench(BenchOptions),
+}
+
+/// The flags of `cargo xtask bench`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BenchOptions {
+    /// `--quick`: criterion's shorter measurement settings.
+    pub quick: bool,
+    /// The filters (arguments that are not flags), passed to criterion.
+    pub filters: Vec<String>,
 }
 
 /// The flags of `cargo xtask test`.
@@ -113,6 +136,17 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 }
             }
             Command::Capi { prefix, features }
+        }
+        "bench" => {
+            let mut options = BenchOptions::default();
+            while let Some(arg) = flags.next_flag()? {
+                match arg.as_str() {
+                    "--quick" => options.quick = true,
+                    _ if !arg.starts_with('-') => options.filters.push(arg),
+                    _ => return Err(unknown_flag(name, &arg)),
+                }
+            }
+            Command::Bench(options)
         }
         other => return Err(format!("unknown command `{other}`")),
     };
@@ -240,5 +274,22 @@ mod tests {
         assert!(parse_str("test-loom --skip-loom").is_err());
         assert!(parse_str("test --skip-loom=yes").is_err());
         assert!(parse_str("test extra").is_err());
+    }
+
+    #[test]
+    fn bench_flags() {
+        assert_eq!(
+            parse_str("bench"),
+            Ok(Command::Bench(BenchOptions::default()))
+        );
+        assert_eq!(
+            parse_str("bench pair --quick batch_10k"),
+            Ok(Command::Bench(BenchOptions {
+                quick: true,
+                filters: vec!["pair".to_owned(), "batch_10k".to_owned()],
+            }))
+        );
+        assert!(parse_str("bench --quick=1").is_err());
+        assert!(parse_str("bench --slow").is_err());
     }
 }

@@ -8,13 +8,19 @@
 //!   builds listed in [`test::FEATURE_CHECKS`]. Ends with a summary of each step's time.
 //! - `cargo xtask test-loom`: only the loom models (see [`loom`]).
 //! - `cargo xtask capi`: the C libraries, header and pkg-config file (see [`capi`]).
+//! - `cargo xtask bench [--quick] [FILTER]...`: the criterion benches of `benches/`, Ferroc
+//!   beside the system allocator, mimalloc and jemalloc, and a markdown table of the medians
+//!   (see [`bench`]).
 //! - `cargo xtask help`: usage.
 //!
-//! The crate uses nothing but `std`: the arguments are parsed by hand ([`cli`]) and every child
-//! is a `std::process::Command` run from the workspace root ([`workspace`]).
+//! The crate uses nothing but `std`: the arguments are parsed by hand ([`cli`]), criterion's JSON
+//! is read by a small reader ([`json`]), and every child is a `std::process::Command` run from
+//! the workspace root ([`workspace`]).
 
+mod bench;
 mod capi;
 mod cli;
+mod json;
 mod loom;
 mod run;
 mod test;
@@ -42,6 +48,7 @@ fn main() -> ExitCode {
         cli::Command::Capi { prefix, features } => {
             capi::run(prefix.as_deref(), features.as_deref())
         }
+        cli::Command::Bench(options) => bench::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
