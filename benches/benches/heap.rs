@@ -8,7 +8,8 @@
 //! - `realloc_growth`: one block grown by doubling from 1 B to 1 MiB, then freed;
 //! - `producer_consumer`: per block, allocated by one thread and freed by another.
 //!
-//! Run with `cargo xtask bench` (or `cargo bench -p ferroc-benches --bench heap`).
+//! Run with `cargo xtask bench` (or `cargo bench -p ferroc-benches --bench heap`). Times are
+//! wall time, or process CPU time with `FERROC_BENCH_CLOCK=cpu` (see `clock`).
 
 // `criterion_group!` defines an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -19,11 +20,17 @@ use std::{
     ptr::{self, NonNull},
     sync::atomic::{AtomicPtr, AtomicUsize, Ordering},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Throughput, criterion_group, criterion_main};
 use ferroc::{Arenas, Context, Heap, base::Mmap};
+
+mod clock;
+use clock::Clock;
+
+type Criterion = criterion::Criterion<Clock>;
+type Bencher<'a> = criterion::Bencher<'a, Clock>;
 
 /// What a benchmark needs of an allocator. Implemented by a `Heap` (per thread) and by every
 /// `GlobalAlloc` (through [`Global`]).
@@ -184,7 +191,7 @@ fn layout(size: usize) -> Layout {
 const PAIR_SIZES: [usize; 6] = [16, 64, 256, 1024, 4096, 32768];
 
 struct Pair<'b, 'c> {
-    b: &'b mut criterion::Bencher<'c>,
+    b: &'b mut Bencher<'c>,
     layout: Layout,
 }
 
@@ -230,7 +237,7 @@ fn pair(c: &mut Criterion, arenas: &Arenas<Mmap>) {
 const BATCH: usize = 10_000;
 
 struct Batch<'b, 'c, 's> {
-    b: &'b mut criterion::Bencher<'c>,
+    b: &'b mut Bencher<'c>,
     layouts: &'s [Layout],
 }
 
@@ -288,7 +295,7 @@ fn batch(c: &mut Criterion, arenas: &Arenas<Mmap>) {
 const GROWTH_MAX: usize = 1 << 20;
 
 struct Growth<'b, 'c> {
-    b: &'b mut criterion::Bencher<'c>,
+    b: &'b mut Bencher<'c>,
 }
 
 impl WithAlloc for Growth<'_, '_> {
@@ -433,7 +440,8 @@ fn producer_consumer(c: &mut Criterion, arenas: &Arenas<Mmap>) {
             // One block per iteration; the two threads live for one sample.
             b.iter_custom(|iters| {
                 let ring = Ring::new(1024);
-                let start = Instant::now();
+                let clock = Clock::from_env();
+                let start = clock.now();
                 thread::scope(|s| {
                     s.spawn(|| {
                         with(
@@ -456,7 +464,7 @@ fn producer_consumer(c: &mut Criterion, arenas: &Arenas<Mmap>) {
                         )
                     });
                 });
-                start.elapsed()
+                clock.now() - start
             });
         });
     }
@@ -472,7 +480,8 @@ fn benches(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
+    criterion::Criterion::default()
+        .with_measurement(Clock::from_env())
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
 }

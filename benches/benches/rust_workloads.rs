@@ -1,12 +1,13 @@
 //! Realistic Rust workloads with the process allocator chosen at build time: one binary per
 //! allocator (features `alloc-ferroc`, `alloc-system`, `alloc-mimalloc`, `alloc-jemalloc`), each
 //! adding its own line to the same criterion groups. `cargo xtask bench` builds and runs all
-//! four (after the `heap` bench) and prints the table.
+//! four (after the `heap` bench) and prints the table. Times are wall time, or process CPU
+//! time with `FERROC_BENCH_CLOCK=cpu` (see `clock`).
 //!
-//! Workloads: a `BTreeMap<String, Vec<u8>>` built and dropped, a `HashMap` churn (string values
-//! inserted over random keys of a fixed key space, a third as many removed), `Vec` growth by pushes, and a multi-threaded channel pipeline
-//! (producer → transformer → consumer, each message allocated by one thread and freed by
-//! another).
+//! Workloads: a `BTreeMap<String, Vec<u8>>` built and dropped; a `HashMap` churn (string values
+//! inserted over random keys of a fixed key space, a third as many removed); `Vec` and
+//! `String` growth by pushes; and a multi-threaded channel pipeline (producer → transformer →
+//! consumer, each message allocated by one thread and freed by another).
 
 // `criterion_group!` defines an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -19,7 +20,12 @@ use std::{
     time::Duration,
 };
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{criterion_group, criterion_main};
+
+mod clock;
+use clock::Clock;
+
+type Criterion = criterion::Criterion<Clock>;
 
 // The process allocator: the first feature on in the order ferroc, mimalloc, jemalloc, system
 // (so `--all-features` builds too); no feature at all is the system allocator.
@@ -150,7 +156,8 @@ fn workloads(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
+    criterion::Criterion::default()
+        .with_measurement(Clock::from_env())
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(30)

@@ -3,21 +3,25 @@
 //! 1. Every bench target in `benches/benches/` but `rust_workloads` runs once
 //!    (`cargo bench -p ferroc-benches --bench NAME -- ARGS`): each compares its allocators in
 //!    one process (e.g. `heap`: Ferroc's `Heap`, `Ferroc`, mimalloc and the system allocator).
-//! 2. `rust_workloads` runs once per process allocator, built with each of
-//!    [`WORKLOAD_ALLOCATORS`] in turn; every build adds its line to the same criterion groups.
+//! 2. `rust_workloads` is built once per process allocator ([`WORKLOAD_ALLOCATORS`]); every
+//!    build adds its line to the same criterion groups. The runs are interleaved benchmark by
+//!    benchmark (`btreemap` with each allocator, then the next), so load that drifts during
+//!    the run favours no allocator.
 //! 3. The medians the runs just wrote (criterion's `<group>/<function>/<value>/new/`
 //!    `estimates.json`) are printed as one markdown table per bench, with each allocator's
 //!    ratio to Ferroc, and saved to `<criterion home>/ferroc-bench.md`; criterion's HTML report
 //!    is at `<criterion home>/report/index.html`.
 //!
 //! Filters are criterion's (regular expressions matched against `group/function/value`);
-//! several are joined with `|`. `--quick` passes shorter measurement settings.
+//! several are joined with `|`. `--quick` passes shorter measurement settings; `--cpu-time`
+//! sets `FERROC_BENCH_CLOCK=cpu`, which makes the benches measure the process's CPU time
+//! instead of wall time (see `benches/benches/clock`).
 
 use std::{
     collections::HashMap,
     fs,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     time::SystemTime,
 };
 
@@ -65,20 +69,14 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
         }
         let before = snapshot(&home);
         let mut cmd = cargo_bench(&root, &home, &bench, None, options);
+        cmd.args(criterion_args(options));
         println!("==> {}", run::display(&cmd));
         run::status(&mut cmd)?;
         tables.push((bench.clone(), results_since(&home, &before)?));
     }
 
     let before = snapshot(&home);
-    for &(feature, name) in WORKLOAD_ALLOCATORS {
-        let mut cmd = cargo_bench(&root, &home, WORKLOADS, Some(feature), options);
-        println!("==> [{name}] {}", run::display(&cmd));
-        if let Err(e) = run::status(&mut cmd) {
-            eprintln!("bench: the {name} run failed: {e}");
-            failures.push(name);
-        }
-    }
+    failures.extend(run_workloads(&root, &home, options));
     tables.push((WORKLOADS.to_owned(), results_since(&home, &before)?));
 
     let mut report = String::new();
@@ -86,7 +84,7 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
         if results.is_empty() {
             continue;
         }
-        report.push_str(&table(bench, results));
+        report.push_str(&table(bench, results, options.cpu_time));
         report.push('\n');
     }
     println!();
@@ -141,11 +139,103 @@ fn cargo_bench(
     cmd.current_dir(root)
         .env("CRITERION_HOME", home)
         .args(["bench", "-p", PACKAGE, "--bench", bench]);
+    if options.cpu_time {
+        cmd.env("FERROC_BENCH_CLOCK", "cpu");
+    }
     if let Some(feature) = feature {
         cmd.args(["--features", feature]);
     }
-    cmd.arg("--").args(criterion_args(options));
+    cmd.arg("--");
     cmd
+}
+
+/// Runs [`WORKLOADS`] with every allocator, interleaved: each benchmark (a group, such as
+/// `btreemap`) runs with each allocator in turn before the next, so a machine whose load
+/// drifts during the run does not favour the allocators that ran last. Returns the
+/// allocators whose build or run failed.
+fn run_workloads(root: &Path, home: &Path, options: &BenchOptions) -> Vec<&'static str> {
+    let mut failures = Vec::new();
+    // Each build lists its benchmarks (criterion's `--list`, with the filters).
+    let mut listed: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    for &(feature, name) in WORKLOAD_ALLOCATORS {
+        let mut cmd = cargo_bench(root, home, WORKLOADS, Some(feature), options);
+        cmd.arg("--list");
+        if let Some(filter) = filter_regex(options) {
+            cmd.arg(filter);
+        }
+        println!("==> [{name}] {}", run::display(&cmd));
+        match cmd.stderr(Stdio::inherit()).output() {
+            Ok(out) if out.status.success() => {
+                let ids = listed_ids(&String::from_utf8_lossy(&out.stdout));
+                listed.push((feature, name, ids));
+            }
+            Ok(out) => {
+                eprintln!("bench: the {name} build failed ({})", out.status);
+                failures.push(name);
+            }
+            Err(e) => {
+                eprintln!("bench: cannot run cargo: {e}");
+                failures.push(name);
+            }
+        }
+    }
+    for group in groups(listed.iter().flat_map(|(_, _, ids)| ids)) {
+        for (feature, name, ids) in &listed {
+            for id in ids.iter().filter(|id| group_of(id) == group) {
+                let mut cmd = cargo_bench(root, home, WORKLOADS, Some(feature), options);
+                if options.quick {
+                    cmd.args(QUICK_ARGS);
+                }
+                cmd.arg(format!("^{}$", regex_escape(id)));
+                println!("==> [{name}] {}", run::display(&cmd));
+                if let Err(e) = run::status(&mut cmd) {
+                    eprintln!("bench: the {name} run failed: {e}");
+                    if !failures.contains(name) {
+                        failures.push(name);
+                    }
+                }
+            }
+        }
+    }
+    failures
+}
+
+/// The benchmark ids in criterion's `--list` output (`<id>: benchmark` lines).
+fn listed_ids(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|line| line.strip_suffix(": benchmark"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A benchmark id's group: the part before the first `/`.
+fn group_of(id: &str) -> &str {
+    id.split_once('/').map_or(id, |(group, _)| group)
+}
+
+/// The groups of `ids`, in order of first appearance.
+fn groups<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    let mut groups = Vec::new();
+    for id in ids {
+        let group = group_of(id);
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    groups
+}
+
+/// `text` as a regular expression that matches it literally.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The arguments given to each criterion bench binary.
@@ -154,10 +244,13 @@ fn criterion_args(options: &BenchOptions) -> Vec<String> {
     if options.quick {
         args.extend(QUICK_ARGS.iter().map(|a| a.to_string()));
     }
-    if !options.filters.is_empty() {
-        args.push(options.filters.join("|"));
-    }
+    args.extend(filter_regex(options));
     args
+}
+
+/// The filters as one criterion filter (a regular expression), if any.
+fn filter_regex(options: &BenchOptions) -> Option<String> {
+    (!options.filters.is_empty()).then(|| options.filters.join("|"))
 }
 
 /// One benchmark's median.
@@ -248,7 +341,7 @@ fn read_result(new: &Path, written: SystemTime) -> Result<Measurement, String> {
 
 /// The markdown table of one bench: a row per case, a column per allocator, each cell the
 /// median and its ratio to the baseline line (the fastest in bold).
-fn table(bench: &str, results: &[Measurement]) -> String {
+fn table(bench: &str, results: &[Measurement], cpu_time: bool) -> String {
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut columns: Vec<String> = Vec::new();
     for r in results {
@@ -264,7 +357,8 @@ fn table(bench: &str, results: &[Measurement]) -> String {
         .iter()
         .find(|b| columns.iter().any(|c| c == *b))
         .map(|b| b.to_string());
-    let mut out = format!("### {bench}: median time per iteration");
+    let clock = if cpu_time { "process CPU time" } else { "time" };
+    let mut out = format!("### {bench}: median {clock} per iteration");
     if let Some(b) = &baseline {
         out.push_str(&format!(" (ratio to `{b}`)"));
     }
@@ -371,7 +465,7 @@ mod tests {
             result("pair", "system", "64", 6.0),
             result("batch", "system", "", 1000.0),
         ];
-        let t = table("heap", &results);
+        let t = table("heap", &results, false);
         assert_eq!(
             t,
             "### heap: median time per iteration (ratio to `ferroc-heap`)\n\n\
@@ -381,12 +475,14 @@ mod tests {
              | pair/64 | 12.0 ns (1.00) | **6.00 ns** (0.50) |\n\
              | batch | - | **1.00 µs** |\n"
         );
+        assert!(table("w", &results[..1], true).starts_with("### w: median process CPU time"));
     }
 
     #[test]
     fn criterion_arguments() {
         let quick = BenchOptions {
             quick: true,
+            cpu_time: false,
             filters: vec!["pair".to_owned(), "batch".to_owned()],
         };
         let args = criterion_args(&quick);
@@ -396,6 +492,19 @@ mod tests {
         );
         assert_eq!(args[6], "pair|batch");
         assert!(criterion_args(&BenchOptions::default()).is_empty());
+    }
+
+    #[test]
+    fn criterion_lists() {
+        let out = "Gnuplot not found\nbtreemap/ferroc: benchmark\nvec_growth/ferroc: benchmark\n";
+        let ids = listed_ids(out);
+        assert_eq!(ids, ["btreemap/ferroc", "vec_growth/ferroc"]);
+        let more = ["btreemap/system".to_owned(), "pipeline".to_owned()];
+        assert_eq!(
+            groups(ids.iter().chain(&more)),
+            ["btreemap", "vec_growth", "pipeline"]
+        );
+        assert_eq!(regex_escape("pair/x.y+1"), r"pair/x\.y\+1");
     }
 
     #[test]

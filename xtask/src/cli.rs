@@ -37,6 +37,9 @@ Options of `capi`:
 Options of `bench`:
   --quick              Shorter measurements (criterion's --warm-up-time 1
                        --measurement-time 2 --sample-size 10)
+  --cpu-time           Measure the process's CPU time (all threads, user and system)
+                       instead of wall time (FERROC_BENCH_CLOCK=cpu): steadier on a busy
+                       machine
   [FILTER]...          Only the benchmarks whose `group/allocator/size` id matches a FILTER
                        (criterion's regular expressions; several are joined with `|`)
 
@@ -48,6 +51,7 @@ Environment:
   LOOM_MAX_PREEMPTIONS  Loom's preemption bound when --preemptions is not given
   RUSTFLAGS             Kept; the loom run appends `--cfg ferroc_loom` to it
   CRITERION_HOME        Where criterion writes (`bench`); default target/criterion
+  FERROC_BENCH_CLOCK    `cpu`: the benches measure process CPU time (`bench --cpu-time` sets it)
 ";
 
 /// A parsed command line.
@@ -78,6 +82,8 @@ pub enum Command {
 pub struct BenchOptions {
     /// `--quick`: criterion's shorter measurement settings.
     pub quick: bool,
+    /// `--cpu-time`: the benches measure process CPU time rather than wall time.
+    pub cpu_time: bool,
     /// The filters (arguments that are not flags), passed to criterion.
     pub filters: Vec<String>,
 }
@@ -142,6 +148,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             while let Some(arg) = flags.next_flag()? {
                 match arg.as_str() {
                     "--quick" => options.quick = true,
+                    "--cpu-time" => options.cpu_time = true,
                     _ if !arg.starts_with('-') => options.filters.push(arg),
                     _ => return Err(unknown_flag(name, &arg)),
                 }
@@ -283,9 +290,10 @@ mod tests {
             Ok(Command::Bench(BenchOptions::default()))
         );
         assert_eq!(
-            parse_str("bench pair --quick batch_10k"),
+            parse_str("bench pair --quick batch_10k --cpu-time"),
             Ok(Command::Bench(BenchOptions {
                 quick: true,
+                cpu_time: true,
                 filters: vec!["pair".to_owned(), "batch_10k".to_owned()],
             }))
         );
