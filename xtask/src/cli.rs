@@ -24,6 +24,11 @@ Commands:
   tsan        Run the tests of ferroc-base, -arena, -heap and -global under ThreadSanitizer
               (nightly toolchain; skipped without one), in target/tsan; fail on reports in
               Ferroc's code
+  bench       Run the criterion benches of benches/ (`rust_workloads` once per process
+              allocator: ferroc, system, mimalloc, jemalloc), then print a markdown table of
+              medians per case and allocator with ratios to Ferroc (also saved in
+              target/criterion/ferroc-bench.md) and where criterion's HTML report is
+              (target/criterion/report/index.html)
   help        Print this message
 
 Options of `test`:
@@ -45,6 +50,15 @@ Options of `suite`:
   --install            apt-get install the missing peer allocators and the chart font
   --assets <DIR>       Also copy the charts there (the README's are in assets/)
 
+Options of `bench`:
+  --quick              Shorter measurements (criterion's --warm-up-time 1
+                       --measurement-time 2 --sample-size 10)
+  --cpu-time           Measure the process's CPU time (all threads, user and system)
+                       instead of wall time (FERROC_BENCH_CLOCK=cpu): steadier on a busy
+                       machine
+  [FILTER]...          Only the benchmarks whose `group/allocator/size` id matches a FILTER
+                       (criterion's regular expressions; several are joined with `|`)
+
 Options of `test-loom`:
   --preemptions <N>    Loom's preemption bound (LOOM_MAX_PREEMPTIONS); default: the
                        LOOM_MAX_PREEMPTIONS environment variable, else 2
@@ -52,6 +66,8 @@ Options of `test-loom`:
 Environment:
   LOOM_MAX_PREEMPTIONS  Loom's preemption bound when --preemptions is not given
   RUSTFLAGS             Kept; the loom run appends `--cfg ferroc_loom` to it
+  CRITERION_HOME        Where criterion writes (`bench`); default target/criterion
+  FERROC_BENCH_CLOCK    `cpu`: the benches measure process CPU time (`bench --cpu-time` sets it)
 ";
 
 /// A parsed command line.
@@ -77,6 +93,19 @@ pub enum Command {
         /// `--features LIST`, if given.
         features: Option<String>,
     },
+    /// `cargo xtask bench`.
+    Bench(BenchOptions),
+}
+
+/// The flags of `cargo xtask bench`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BenchOptions {
+    /// `--quick`: criterion's shorter measurement settings.
+    pub quick: bool,
+    /// `--cpu-time`: the benches measure process CPU time rather than wall time.
+    pub cpu_time: bool,
+    /// The filters (arguments that are not flags), passed to criterion.
+    pub filters: Vec<String>,
 }
 
 /// The flags of `cargo xtask test`.
@@ -177,6 +206,18 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 }
             }
             Command::Capi { prefix, features }
+        }
+        "bench" => {
+            let mut options = BenchOptions::default();
+            while let Some(arg) = flags.next_flag()? {
+                match arg.as_str() {
+                    "--quick" => options.quick = true,
+                    "--cpu-time" => options.cpu_time = true,
+                    _ if !arg.starts_with('-') => options.filters.push(arg),
+                    _ => return Err(unknown_flag(name, &arg)),
+                }
+            }
+            Command::Bench(options)
         }
         other => return Err(format!("unknown command `{other}`")),
     };
@@ -333,5 +374,23 @@ mod tests {
         assert!(parse_str("suite --quick=1").is_err());
         assert_eq!(parse_str("tsan"), Ok(Command::Tsan));
         assert!(parse_str("tsan x").is_err());
+    }
+
+    #[test]
+    fn bench_flags() {
+        assert_eq!(
+            parse_str("bench"),
+            Ok(Command::Bench(BenchOptions::default()))
+        );
+        assert_eq!(
+            parse_str("bench pair --quick batch_10k --cpu-time"),
+            Ok(Command::Bench(BenchOptions {
+                quick: true,
+                cpu_time: true,
+                filters: vec!["pair".to_owned(), "batch_10k".to_owned()],
+            }))
+        );
+        assert!(parse_str("bench --quick=1").is_err());
+        assert!(parse_str("bench --slow").is_err());
     }
 }

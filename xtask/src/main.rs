@@ -10,15 +10,21 @@
 //! - `cargo xtask capi`: the C libraries, header and pkg-config file (see [`capi`]).
 //! - `cargo xtask suite`: the workload programs with each allocator, tables and charts (see
 //!   [`suite`]).
+//! - `cargo xtask bench [--quick] [FILTER]...`: the criterion benches of `benches/`, Ferroc
+//!   beside the system allocator, mimalloc and jemalloc, and a markdown table of the medians
+//!   (see [`bench`]).
 //! - `cargo xtask tsan`: the threaded tests under ThreadSanitizer (see [`tsan`]).
 //! - `cargo xtask help`: usage.
 //!
-//! The arguments are parsed by hand ([`cli`]) and every child is a `std::process::Command` run
-//! from the workspace root ([`workspace`]). Beyond `std`, the crate uses `libc` (`wait4` for
-//! the suite's peak memory) and `plotters` (the suite's charts).
+//! The arguments are parsed by hand ([`cli`]), criterion's JSON is read by a small reader
+//! ([`json`]), and every child is a `std::process::Command` run from the workspace root
+//! ([`workspace`]). Beyond `std`, the crate uses `libc` (`wait4` for the suite's peak memory)
+//! and `plotters` (the suite's charts).
 
+mod bench;
 mod capi;
 mod cli;
+mod json;
 mod loom;
 mod run;
 mod suite;
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
         cli::Command::Capi { prefix, features } => {
             capi::run(prefix.as_deref(), features.as_deref())
         }
+        cli::Command::Bench(options) => bench::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
