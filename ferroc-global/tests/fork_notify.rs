@@ -132,7 +132,7 @@ fn fork_waits_for_a_notification_in_flight() {
     let (release, release_rx) = mpsc::channel::<()>();
     let notifier = thread::spawn(move || {
         // SAFETY: a leaked block nobody else references, 8-aligned.
-        let r = unsafe { SHARD.push(NonNull::new(block as *mut Block).unwrap()) };
+        let r = unsafe { SHARD.push_remote(NonNull::new(block as *mut Block).unwrap()) };
         assert_eq!(r, Pushed::MustNotify);
         in_window_tx.send(()).unwrap();
         // Held here, between the push and the end of the notification.

@@ -50,7 +50,8 @@
 //!   that sees `FULL` touches only atomics of the slab header, which stays live because its
 //!   block still counts as used. The CAS compares the whole word, so it fails if any block
 //!   arrived, whatever the pre-check saw.
-//! - The fork guard's entry (in the cold [`push`](ThreadFree::push) of a `FULL` shard) is
+//! - The fork guard's entry (in [`push_full`](ThreadFree::push_full), the cold push onto a
+//!   `FULL` shard) is
 //!   sequenced before the `FULL -> NOTIFYING` CAS and its exit after the `NOTIFIED` CAS; the
 //!   guard's own orderings (a `SeqCst`-fenced store-load pair, release/acquire on the count)
 //!   are explained in `fork.rs`. The push reloads the word after entering, since entering may
@@ -100,7 +101,11 @@ const STATE: usize = 3;
 pub enum Pushed {
     /// Nothing: the owner will find the block.
     Done,
-    /// The shard was full: post the notification, then call [`ThreadFree::notified`].
+    /// (From [`ThreadFree::push`] only.) Nothing was pushed: the shard is `FULL`, so this free
+    /// is a notification: call [`ThreadFree::push_full`].
+    Full,
+    /// (From [`ThreadFree::push_full`] only.) The shard was full: post the notification, then
+    /// call [`ThreadFree::notified`].
     MustNotify,
 }
 
@@ -143,8 +148,9 @@ impl ThreadFree {
         (self.0.load(Ordering::Acquire) & !STATE) as *mut Block
     }
 
-    /// Pushes `block` (remote free: one CAS loop). Onto a `FULL` shard the push is the first
-    /// step of a notification, taken inside the fork guard (see [`push_full`](Self::push_full)).
+    /// Pushes `block` (remote free: one CAS loop), unless the shard is `FULL`: then nothing is
+    /// pushed and the result is [`Pushed::Full`], and the caller goes on with
+    /// [`push_full`](Self::push_full), out of line, so that this path stays a leaf.
     ///
     /// # Safety
     ///
@@ -155,8 +161,7 @@ impl ThreadFree {
         loop {
             let state = cur & STATE;
             if state == FULL {
-                // SAFETY: forwarded.
-                return unsafe { self.push_full(block) };
+                return Pushed::Full;
             }
             // SAFETY: the block is ours until the CAS publishes it.
             unsafe { (*block.as_ptr()).next = (cur & !STATE) as *mut Block };
@@ -173,16 +178,16 @@ impl ThreadFree {
 
     /// The push of a remote free that found the shard `FULL`: counts itself into the fork
     /// guard first (so that no `fork()` happens while the shard is `NOTIFYING`), then pushes.
-    /// If the push moved `FULL -> NOTIFYING` the caller is a notifier and stays counted in
-    /// until [`notified`](Self::notified); otherwise (the owner un-fulled the shard meanwhile)
-    /// it leaves the guard at once.
+    /// If the push moved `FULL -> NOTIFYING` the result is [`Pushed::MustNotify`] and the
+    /// caller stays counted in until [`notified`](Self::notified); otherwise (the owner
+    /// un-fulled the shard meanwhile) it is [`Pushed::Done`], and the guard is left at once.
     ///
     /// # Safety
     ///
     /// As for [`push`](Self::push).
     #[cold]
     #[inline(never)]
-    unsafe fn push_full(&self, block: NonNull<Block>) -> Pushed {
+    pub unsafe fn push_full(&self, block: NonNull<Block>) -> Pushed {
         let guard = crate::fork::guard();
         guard.enter();
         // Reloaded: entering may have waited out a fork.
@@ -204,6 +209,21 @@ impl ThreadFree {
                 }
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// [`push`](Self::push), then [`push_full`](Self::push_full) if the shard was `FULL`:
+    /// `Done` or `MustNotify` (for tests and models; the heap calls the two itself).
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    pub unsafe fn push_remote(&self, block: NonNull<Block>) -> Pushed {
+        // SAFETY: forwarded.
+        match unsafe { self.push(block) } {
+            // SAFETY: forwarded; nothing was pushed.
+            Pushed::Full => unsafe { self.push_full(block) },
+            done => done,
         }
     }
 
@@ -342,7 +362,7 @@ mod loom_tests {
                         // SAFETY: the block is this thread's until it is pushed.
                         payload[i].with_mut(|p| unsafe { *p = i + 1 });
                         // SAFETY: a fresh block handed to this thread alone.
-                        let r = unsafe { s.push(NonNull::new(b as *mut Block).unwrap()) };
+                        let r = unsafe { s.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                         assert_eq!(r, Pushed::Done);
                     })
                 })
@@ -387,7 +407,7 @@ mod loom_tests {
                 let s = s.clone();
                 loom::thread::spawn(move || {
                     // SAFETY: a fresh block owned by this thread.
-                    let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                    let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                     if r == Pushed::MustNotify {
                         s.notified.fetch_or(1, Ordering::Release);
                         s.tf.notified();
@@ -490,7 +510,10 @@ mod loom_tests {
                 return;
             }
             // SAFETY: a live block of the shard, freed once.
-            let r = unsafe { self.tf.push(NonNull::new(block as *mut Block).unwrap()) };
+            let r = unsafe {
+                self.tf
+                    .push_remote(NonNull::new(block as *mut Block).unwrap())
+            };
             if r == Pushed::MustNotify {
                 // The header must still be there: the owner cannot release the slab while
                 // the notification is in flight.
@@ -589,7 +612,7 @@ mod loom_tests {
                     let (s, posted) = (s.clone(), posted.clone());
                     loom::thread::spawn(move || {
                         // SAFETY: a fresh block owned by this thread.
-                        let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                        let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                         if r == Pushed::MustNotify {
                             posted.fetch_add(1, Ordering::Relaxed);
                             s.notified.fetch_or(1, Ordering::Release);
@@ -646,7 +669,7 @@ mod loom_tests {
                 let s = s.clone();
                 loom::thread::spawn(move || {
                     // SAFETY: a fresh block owned by this thread.
-                    let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                    let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                     // The owner may have un-fulled the shard before this push.
                     if r == Pushed::MustNotify {
                         s.notified.fetch_or(1, Ordering::Relaxed);
@@ -683,7 +706,7 @@ mod loom_tests {
                 let s = s.clone();
                 loom::thread::spawn(move || {
                     // SAFETY: a fresh block owned by this thread.
-                    let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                    let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                     if r == Pushed::MustNotify {
                         s.notified.fetch_or(1, Ordering::Release);
                         s.tf.notified();
@@ -740,7 +763,9 @@ mod loom_tests {
                     let b = block().as_ptr() as usize;
                     loom::thread::spawn(move || {
                         // SAFETY: a fresh block owned by this thread.
-                        let r = unsafe { shards[i].push(NonNull::new(b as *mut Block).unwrap()) };
+                        let r = unsafe {
+                            shards[i].push_remote(NonNull::new(b as *mut Block).unwrap())
+                        };
                         assert_eq!(r, Pushed::MustNotify);
                         shards[i].notified();
                     })
