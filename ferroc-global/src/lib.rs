@@ -34,7 +34,10 @@
 //!   see `ferroc_heap::thread_free`). So `pthread_atfork` handlers (registered once, on the
 //!   first thread initialisation, without allocating) run `ferroc_heap::fork`'s guard: before
 //!   `fork()` no new notification starts and those in flight finish, so the child never sees
-//!   `NOTIFYING` (see `fork.rs`). The fast paths never look at the guard.
+//!   `NOTIFYING` (see `fork.rs`). The fast paths never look at the guard. The two waits of
+//!   this crate are fork-safe too: a statistics reader holds a slot `READING` inside the same
+//!   guard (see `pool.rs`), and the thread-exit key is created without a `CREATING` state
+//!   that others would wait out (see `exit.rs`).
 //!
 //! ## What it owns
 //! The thread-local slots, the pool of thread slots, thread exit, the fork handlers, the

@@ -39,6 +39,11 @@
 //! - [`child`](ForkGuard::child)'s stores are `Relaxed`: the child runs them before it has
 //!   any other thread.
 //!
+//! The guard is not tied to shards: any short step that another thread may wait for can be
+//! counted in it with [`ForkGuard::enter`]/[`ForkGuard::leave`] (ferroc-global's statistics
+//! readers do, for the `READING` state of a thread slot that the slot's exiting owner waits
+//! out).
+//!
 //! Explicit users of `Context` who fork a multi-threaded program (ferroc-global does this
 //! for its instances) call [`prepare`], [`parent`] and [`child`] around `fork()` themselves,
 //! e.g. from their own `pthread_atfork` handlers.
@@ -84,8 +89,9 @@ impl ForkGuard {
         }
     }
 
-    /// A remote freer about to move a `FULL` shard to `NOTIFYING`: counts itself in, first
-    /// waiting out a fork in progress. Must be followed by [`leave`](Self::leave).
+    /// A remote freer about to move a `FULL` shard to `NOTIFYING` (or any other thread about
+    /// to start a step that others wait for): counts itself in, first waiting out a fork in
+    /// progress. Must be followed by [`leave`](Self::leave), soon, without blocking.
     #[cold]
     pub fn enter(&self) {
         loop {
@@ -103,7 +109,8 @@ impl ForkGuard {
         }
     }
 
-    /// The notifier is done (its shard is `NOTIFIED`, or it pushed without notifying).
+    /// The step is done (for a notifier: its shard is `NOTIFIED`, or it pushed without
+    /// notifying).
     #[cold]
     pub fn leave(&self) {
         self.in_flight.fetch_sub(1, Ordering::Release);
