@@ -66,7 +66,8 @@
 //!
 //! ## What it owns
 //! The size classes, the slab header layout, the shard lists, the remote-free handshake, its
-//! fork guard and abandonment of slabs. It owns no memory of its own: every byte comes from the arenas.
+//! fork guard and abandonment of slabs. It owns no memory of its own: every byte comes from
+//! the arenas.
 #![no_std]
 #![cfg_attr(all(feature = "nightly", ferroc_nightly), feature(allocator_api))]
 
