@@ -27,13 +27,21 @@
 //!   placeholder first, then the context is dropped: empty shards are released and slabs with
 //!   live blocks abandoned, for other threads to reclaim. Allocations from later destructors
 //!   get a fresh context.
-//! - `fork()`: nothing in Ferroc holds a lock, so the child can always allocate and free; the
-//!   other threads' contexts are gone with them, and the blocks they held stay valid (freed
-//!   blocks go to their slabs' remote lists). No `pthread_atfork` handler is needed.
+//! - `fork()` (feature `libc`): the child can always allocate and free; the other threads'
+//!   contexts are gone with them, and the blocks they held stay valid (freed blocks go to their
+//!   slabs' remote lists). Ferroc holds no lock, but one step has another thread wait for a
+//!   remote freer: the owner of a full shard waits out a notification in flight (`NOTIFYING`,
+//!   see `ferroc_heap::thread_free`). So `pthread_atfork` handlers (registered once, on the
+//!   first thread initialisation, without allocating) run `ferroc_heap::fork`'s guard: before
+//!   `fork()` no new notification starts and those in flight finish, so the child never sees
+//!   `NOTIFYING` (see `fork.rs`). The fast paths never look at the guard. The two waits of
+//!   this crate are fork-safe too: a statistics reader holds a slot `READING` inside the same
+//!   guard (see `pool.rs`), and the thread-exit key is created without a `CREATING` state
+//!   that others would wait out (see `exit.rs`).
 //!
 //! ## What it owns
-//! The thread-local slots, the pool of thread slots, thread exit, the `FERROC_SHOW_STATS`
-//! report, and the macros.
+//! The thread-local slots, the pool of thread slots, thread exit, the fork handlers, the
+//! `FERROC_SHOW_STATS` report, and the macros.
 #![no_std]
 
 #[cfg(feature = "std")]
@@ -42,6 +50,8 @@ extern crate std;
 mod common;
 #[cfg(feature = "libc")]
 mod exit;
+#[cfg(feature = "libc")]
+mod fork;
 #[cfg(feature = "std")]
 pub mod pool;
 #[cfg(feature = "libc")]

@@ -11,9 +11,11 @@
 //! in `INIT` (before others can look at it) and drops it in `EXITING`; a statistics reader
 //! moves `LIVE → READING` with a CAS, reads the context's counters (atomics), and moves it
 //! back. The exiting owner waits out a reader with a `CAS(LIVE → EXITING)` loop, so a reader
-//! never sees a context being written or dropped. Claiming the page bit is `Acquire` and
-//! releasing it `Release` (see `ferroc_base::bitmap`), so a slot's previous life
-//! happens-before its next one.
+//! never sees a context being written or dropped. A reader holds `READING` inside
+//! `ferroc_heap::fork`'s guard, so `fork()` (with ferroc-global's handlers) never copies a
+//! `READING` slot into a child, where its owner's exit would wait for ever. Claiming the page
+//! bit is `Acquire` and releasing it `Release` (see `ferroc_base::bitmap`), so a slot's
+//! previous life happens-before its next one.
 
 use core::{
     alloc::Layout,
@@ -157,6 +159,10 @@ impl<B: BaseAlloc + 'static> Pool<B> {
     pub fn for_each_live(&self, mut f: impl FnMut(&Context<'static, B>)) {
         for page in self.live_pages() {
             for slot in &page.slots {
+                // The owner's exit waits out READING: inside the fork guard, so that a child
+                // of `fork()` never inherits a READING slot whose reader is gone.
+                let guard = ferroc_heap::fork::guard();
+                guard.enter();
                 if slot
                     .state
                     .compare_exchange(LIVE, READING, Ordering::Acquire, Ordering::Relaxed)
@@ -167,6 +173,7 @@ impl<B: BaseAlloc + 'static> Pool<B> {
                     f(unsafe { (*slot.cx.get()).assume_init_ref() });
                     slot.state.store(LIVE, Ordering::Release);
                 }
+                guard.leave();
             }
         }
     }

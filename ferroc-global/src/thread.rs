@@ -114,6 +114,8 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B>> ThreadGlobal<B, S> {
         S::set(slot.context_ptr(), &self.placeholder.0);
         #[cfg(feature = "libc")]
         {
+            // Before this thread's first block exists, so before any shard can be full.
+            crate::fork::register_once();
             self.exit
                 .register(crate::pool::slot_to_raw(slot), self.on_exit);
             self.stats.show_at_exit_once(self.on_process_exit);

@@ -441,8 +441,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                 self.stats.free(Kind::of_size(size), size);
             }
             // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
-            if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::MustNotify {
-                Self::notify(slab, shard);
+            if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Full {
+                // SAFETY: as above; nothing was pushed.
+                unsafe { Self::free_into_full(slab, shard, ptr) };
             }
             return;
         }
@@ -450,14 +451,24 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         unsafe { self.free_slow(slab, shard, ptr) }
     }
 
-    /// Posts the notification a remote free into a full shard owes its owner.
+    /// A remote free into a shard that was `FULL`: pushes inside the fork guard and posts the
+    /// notification it owes the owner (out of line, so that the common remote free keeps no
+    /// registers across a call).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of `shard` in `slab`, freed once, not pushed yet.
     #[cold]
     #[inline(never)]
-    fn notify(slab: &SlabHeader, shard: &Shard) {
-        let bit = 1u64 << slab.unit_of(shard);
-        // The shard cannot be released while NOTIFYING, so the header is still there.
-        slab.notified.fetch_or(bit, Ordering::Release);
-        shard.thread_free.notified();
+    unsafe fn free_into_full(slab: &SlabHeader, shard: &Shard, ptr: NonNull<u8>) {
+        // SAFETY: forwarded.
+        if unsafe { shard.thread_free.push_full(ptr.cast()) } == Pushed::MustNotify {
+            let bit = 1u64 << slab.unit_of(shard);
+            // The shard cannot be released while NOTIFYING, so the header is still there.
+            slab.notified.fetch_or(bit, Ordering::Release);
+            // Also leaves the fork guard.
+            shard.thread_free.notified();
+        }
     }
 
     /// Frees a block that is huge or in a full shard of ours (and, from [`Context::free`]'s
@@ -492,8 +503,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             return;
         }
         // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
-        if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::MustNotify {
-            Self::notify(slab, shard);
+        if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Full {
+            // SAFETY: as above; nothing was pushed.
+            unsafe { Self::free_into_full(slab, shard, ptr) };
         }
     }
 

@@ -26,7 +26,9 @@
 //!   checked with two plain loads; push on `local_free`.
 //! - **Free (remote)**: one CAS loop onto `thread_free`. If the shard was in its owner's full
 //!   list, the same CAS moves it to `NOTIFYING`; the freer then sets the shard's bit in the
-//!   slab's `notified` mask and marks it `NOTIFIED` (see `thread_free.rs`).
+//!   slab's `notified` mask and marks it `NOTIFIED` (see `thread_free.rs`). Only this rare
+//!   notification goes through the fork guard (`fork.rs`), so that `fork()` never happens in
+//!   the middle of one.
 //! - **Reallocate**: in place while the new size fits the block and uses at least half of it;
 //!   a huge block that stays huge keeps its run when the slab count is unchanged, grows or
 //!   shrinks it in place, or moves its pages to a new run without a copy (`Arenas::move_into`)
@@ -40,6 +42,10 @@
 //!   from `thread_free` and not counted yet: `used == capacity - |local_free| - counted ×
 //!   |free|` (see `shard.rs`); it never reads below the live blocks. A shard is released only
 //!   with `used == 0` and never while `NOTIFYING`.
+//! - The owner waiting out `NOTIFYING` is the only wait on another thread's step in the heap
+//!   (slab and bitmap claims, abandon and reclaim are single CASes or undo themselves). With
+//!   the fork guard's hooks run around `fork()` (ferroc-global registers them with
+//!   `pthread_atfork`), no `NOTIFYING` is ever copied into a child.
 //! - Only the owning thread touches a slab's or shard's non-atomic fields. Other threads touch
 //!   only `thread_free`, the slab's `notified` and `owner`, and fields that do not change while
 //!   a block of the shard is live (`flags & HUGE`, block size, unit offsets).
@@ -59,17 +65,20 @@
 //!   slabs, abandoned slabs, teardown, in-place reallocate, `allocator_api2`, `stat`, memory
 //!   going back after a peak.
 //! - unit tests: the shard invariant and list states (`context.rs`), size classes; loom models
-//!   of the lock-free handshakes (`thread_free.rs`, run by `cargo xtask test-loom`).
+//!   of the lock-free handshakes and the fork guard (`thread_free.rs`, run by
+//!   `cargo xtask test-loom`).
 //!
 //! ## What it owns
-//! The size classes, the slab header layout, the shard lists, the remote-free handshake and
-//! abandonment of slabs. It owns no memory of its own: every byte comes from the arenas.
+//! The size classes, the slab header layout, the shard lists, the remote-free handshake, its
+//! fork guard and abandonment of slabs. It owns no memory of its own: every byte comes from
+//! the arenas.
 #![no_std]
 #![cfg_attr(all(feature = "nightly", ferroc_nightly), feature(allocator_api))]
 
 #[cfg(any(test, ferroc_loom))]
 extern crate std;
 
+pub mod fork;
 pub mod thread_free;
 
 #[cfg(not(ferroc_loom))]

@@ -27,6 +27,14 @@
 //! - While the state is `NOTIFYING` the shard is not released (the owner waits it out in
 //!   [`ThreadFree::unmark_full`] before un-fulling, abandoning or releasing), so the freer's
 //!   write to the slab header lands in live memory.
+//! - That wait is the only place where a thread waits for another one's step, so `fork()`
+//!   must never catch a freer between `FULL -> NOTIFYING` and `NOTIFYING -> NOTIFIED`: that
+//!   freer would not exist in the child, and the child's owner would wait for ever. Every
+//!   notifier is counted in the process-wide fork guard (`crate::fork`) from before its
+//!   `FULL -> NOTIFYING` CAS until after its `NOTIFIED` CAS, and the guard's `prepare` (run
+//!   before `fork()` by ferroc-global's `pthread_atfork` handler) keeps new notifiers out and
+//!   waits until none is counted. A push that finds the shard not `FULL` never touches the
+//!   guard: the common remote free stays one CAS.
 //!
 //! # Orderings, and why each suffices
 //! - [`push`](ThreadFree::push): the CAS is `Release` on success, so the block's link and
@@ -42,6 +50,12 @@
 //!   that sees `FULL` touches only atomics of the slab header, which stays live because its
 //!   block still counts as used. The CAS compares the whole word, so it fails if any block
 //!   arrived, whatever the pre-check saw.
+//! - The fork guard's entry (in [`push_full`](ThreadFree::push_full), the cold push onto a
+//!   `FULL` shard) is
+//!   sequenced before the `FULL -> NOTIFYING` CAS and its exit after the `NOTIFIED` CAS; the
+//!   guard's own orderings (a `SeqCst`-fenced store-load pair, release/acquire on the count)
+//!   are explained in `fork.rs`. The push reloads the word after entering, since entering may
+//!   have waited out a fork.
 //! - [`notified`](ThreadFree::notified): `Release`, paired with the owner's `Acquire` loads
 //!   and CAS in [`unmark_full`](ThreadFree::unmark_full): the freer's write of the slab's
 //!   notified bit (its last access to the slab) happens-before the owner goes on to reuse,
@@ -55,7 +69,8 @@
 //!
 //! The loom models below (`cargo xtask test-loom`) check these: remote frees racing the take,
 //! the full-shard handshake with one and two freers, the owner waiting out a notification,
-//! and abandonment and reclaim of a slab while another thread frees into it.
+//! abandonment and reclaim of a slab while another thread frees into it, and `fork()` (the
+//! guard's prepare and parent) racing one or two notifiers.
 
 use core::ptr::{self, NonNull};
 
@@ -86,7 +101,11 @@ const STATE: usize = 3;
 pub enum Pushed {
     /// Nothing: the owner will find the block.
     Done,
-    /// The shard was full: post the notification, then call [`ThreadFree::notified`].
+    /// (From [`ThreadFree::push`] only.) Nothing was pushed: the shard is `FULL`, so this free
+    /// is a notification: call [`ThreadFree::push_full`].
+    Full,
+    /// (From [`ThreadFree::push_full`] only.) The shard was full: post the notification, then
+    /// call [`ThreadFree::notified`].
     MustNotify,
 }
 
@@ -129,13 +148,49 @@ impl ThreadFree {
         (self.0.load(Ordering::Acquire) & !STATE) as *mut Block
     }
 
-    /// Pushes `block` (remote free: one CAS loop).
+    /// Pushes `block` (remote free: one CAS loop), unless the shard is `FULL`: then nothing is
+    /// pushed and the result is [`Pushed::Full`], and the caller goes on with
+    /// [`push_full`](Self::push_full), out of line, so that this path stays a leaf.
     ///
     /// # Safety
     ///
     /// `block` is a free block of this shard that nobody else references, at least 4-aligned.
     #[inline]
     pub unsafe fn push(&self, block: NonNull<Block>) -> Pushed {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let state = cur & STATE;
+            if state == FULL {
+                return Pushed::Full;
+            }
+            // SAFETY: the block is ours until the CAS publishes it.
+            unsafe { (*block.as_ptr()).next = (cur & !STATE) as *mut Block };
+            let new = block.as_ptr() as usize | state;
+            match self
+                .0
+                .compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return Pushed::Done,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The push of a remote free that found the shard `FULL`: counts itself into the fork
+    /// guard first (so that no `fork()` happens while the shard is `NOTIFYING`), then pushes.
+    /// If the push moved `FULL -> NOTIFYING` the result is [`Pushed::MustNotify`] and the
+    /// caller stays counted in until [`notified`](Self::notified); otherwise (the owner
+    /// un-fulled the shard meanwhile) it is [`Pushed::Done`], and the guard is left at once.
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn push_full(&self, block: NonNull<Block>) -> Pushed {
+        let guard = crate::fork::guard();
+        guard.enter();
+        // Reloaded: entering may have waited out a fork.
         let mut cur = self.0.load(Ordering::Relaxed);
         loop {
             let state = cur & STATE;
@@ -148,13 +203,32 @@ impl ThreadFree {
                 .compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) if state == FULL => return Pushed::MustNotify,
-                Ok(_) => return Pushed::Done,
+                Ok(_) => {
+                    guard.leave();
+                    return Pushed::Done;
+                }
                 Err(actual) => cur = actual,
             }
         }
     }
 
-    /// Ends a notification begun by a push that returned [`Pushed::MustNotify`].
+    /// [`push`](Self::push), then [`push_full`](Self::push_full) if the shard was `FULL`:
+    /// `Done` or `MustNotify` (for tests and models; the heap calls the two itself).
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    pub unsafe fn push_remote(&self, block: NonNull<Block>) -> Pushed {
+        // SAFETY: forwarded.
+        match unsafe { self.push(block) } {
+            // SAFETY: forwarded; nothing was pushed.
+            Pushed::Full => unsafe { self.push_full(block) },
+            done => done,
+        }
+    }
+
+    /// Ends a notification begun by a push that returned [`Pushed::MustNotify`], and leaves
+    /// the fork guard.
     pub fn notified(&self) {
         // Only the notifying thread changes the state now; pushes keep it.
         let mut cur = self.0.load(Ordering::Relaxed);
@@ -165,10 +239,12 @@ impl ThreadFree {
                 .0
                 .compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(actual) => cur = actual,
             }
         }
+        // After the state change: the fork guard's count covers the whole NOTIFYING window.
+        crate::fork::guard().leave();
     }
 
     /// Takes the whole list (owner), keeping the state. Null if empty.
@@ -227,6 +303,25 @@ mod loom_tests {
     };
     use std::{boxed::Box, vec::Vec};
 
+    /// `ferroc_base::loom_model` with a fixed preemption bound (and its iteration report).
+    fn model_with_preemptions<F>(name: &str, preemptions: usize, f: F)
+    where
+        F: Fn() + Sync + Send + 'static,
+    {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(preemptions);
+        builder.check(move || {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f();
+        });
+        std::println!(
+            "loom model {name}: {} iterations",
+            count.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+
     struct Shared {
         tf: ThreadFree,
         notified: AtomicU64,
@@ -267,7 +362,7 @@ mod loom_tests {
                         // SAFETY: the block is this thread's until it is pushed.
                         payload[i].with_mut(|p| unsafe { *p = i + 1 });
                         // SAFETY: a fresh block handed to this thread alone.
-                        let r = unsafe { s.push(NonNull::new(b as *mut Block).unwrap()) };
+                        let r = unsafe { s.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                         assert_eq!(r, Pushed::Done);
                     })
                 })
@@ -312,7 +407,7 @@ mod loom_tests {
                 let s = s.clone();
                 loom::thread::spawn(move || {
                     // SAFETY: a fresh block owned by this thread.
-                    let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                    let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                     if r == Pushed::MustNotify {
                         s.notified.fetch_or(1, Ordering::Release);
                         s.tf.notified();
@@ -415,7 +510,10 @@ mod loom_tests {
                 return;
             }
             // SAFETY: a live block of the shard, freed once.
-            let r = unsafe { self.tf.push(NonNull::new(block as *mut Block).unwrap()) };
+            let r = unsafe {
+                self.tf
+                    .push_remote(NonNull::new(block as *mut Block).unwrap())
+            };
             if r == Pushed::MustNotify {
                 // The header must still be there: the owner cannot release the slab while
                 // the notification is in flight.
@@ -514,7 +612,7 @@ mod loom_tests {
                     let (s, posted) = (s.clone(), posted.clone());
                     loom::thread::spawn(move || {
                         // SAFETY: a fresh block owned by this thread.
-                        let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                        let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                         if r == Pushed::MustNotify {
                             posted.fetch_add(1, Ordering::Relaxed);
                             s.notified.fetch_or(1, Ordering::Release);
@@ -571,7 +669,7 @@ mod loom_tests {
                 let s = s.clone();
                 loom::thread::spawn(move || {
                     // SAFETY: a fresh block owned by this thread.
-                    let r = unsafe { s.tf.push(NonNull::new(b as *mut Block).unwrap()) };
+                    let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
                     // The owner may have un-fulled the shard before this push.
                     if r == Pushed::MustNotify {
                         s.notified.fetch_or(1, Ordering::Relaxed);
@@ -587,6 +685,108 @@ mod loom_tests {
                 assert_eq!(left, FULL);
             }
             freer.join().unwrap();
+        });
+    }
+
+    /// A remote freer notifies a full shard while another thread forks (`fork::prepare`,
+    /// then what the child would copy, then `fork::parent`). At the fork the shard is never
+    /// `NOTIFYING`, and if the notification was posted its slab bit is there too: the child's
+    /// owner has nothing to wait for. The freer's notification is never lost (it is held
+    /// back during the fork, not dropped), and the guard ends balanced.
+    #[test]
+    fn loom_fork_waits_for_notifier() {
+        ferroc_base::loom_model("fork_waits_for_notifier", || {
+            let s = Arc::new(Shared {
+                tf: ThreadFree::new(),
+                notified: AtomicU64::new(0),
+            });
+            assert!(s.tf.try_mark_full());
+            let b = block().as_ptr() as usize;
+            let freer = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    // SAFETY: a fresh block owned by this thread.
+                    let r = unsafe { s.tf.push_remote(NonNull::new(b as *mut Block).unwrap()) };
+                    if r == Pushed::MustNotify {
+                        s.notified.fetch_or(1, Ordering::Release);
+                        s.tf.notified();
+                    }
+                    r
+                })
+            };
+            let forker = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    crate::fork::prepare();
+                    // What `fork()` would copy into the child.
+                    let state = s.tf.state();
+                    assert_ne!(state, NOTIFYING, "fork while a notification is in flight");
+                    if state == NOTIFIED {
+                        assert_eq!(s.notified.load(Ordering::Relaxed), 1);
+                    } else {
+                        assert_eq!(state, FULL);
+                        assert_eq!(s.notified.load(Ordering::Relaxed), 0);
+                    }
+                    crate::fork::parent();
+                })
+            };
+            forker.join().unwrap();
+            assert_eq!(freer.join().unwrap(), Pushed::MustNotify);
+            assert_eq!(s.notified.load(Ordering::Acquire), 1);
+            assert_eq!(s.tf.unmark_full(), NOTIFIED);
+            let mut got = Vec::new();
+            drain(s.tf.take(), &mut got);
+            assert_eq!(got, [b]);
+            assert_eq!(crate::fork::guard().in_flight(), 0);
+        });
+    }
+
+    /// Two freers notify two full shards while a thread forks: the count of notifiers in
+    /// flight holds the fork back until both are done or have not begun, whatever the order
+    /// of their entries and exits.
+    ///
+    /// Run with at most one preemption: with two preemptions loom also explores an unfair
+    /// schedule (one freer preempted inside its notification while the forker and the other,
+    /// backed-out, freer yield to each other for ever) and stops on its branch limit. One
+    /// preemption still covers a freer preempted anywhere in its notification with the fork
+    /// and the other freer running meanwhile; `loom_fork_waits_for_notifier` runs with two.
+    #[test]
+    fn loom_fork_two_notifiers() {
+        model_with_preemptions("fork_two_notifiers", 1, || {
+            let shards = Arc::new([ThreadFree::new(), ThreadFree::new()]);
+            for tf in shards.iter() {
+                assert!(tf.try_mark_full());
+            }
+            let freers: Vec<_> = (0..2)
+                .map(|i| {
+                    let shards = shards.clone();
+                    let b = block().as_ptr() as usize;
+                    loom::thread::spawn(move || {
+                        // SAFETY: a fresh block owned by this thread.
+                        let r = unsafe {
+                            shards[i].push_remote(NonNull::new(b as *mut Block).unwrap())
+                        };
+                        assert_eq!(r, Pushed::MustNotify);
+                        shards[i].notified();
+                    })
+                })
+                .collect();
+            crate::fork::prepare();
+            for tf in shards.iter() {
+                assert_ne!(
+                    tf.state(),
+                    NOTIFYING,
+                    "fork while a notification is in flight"
+                );
+            }
+            crate::fork::parent();
+            for f in freers {
+                f.join().unwrap();
+            }
+            for tf in shards.iter() {
+                assert_eq!(tf.unmark_full(), NOTIFIED);
+            }
+            assert_eq!(crate::fork::guard().in_flight(), 0);
         });
     }
 }
