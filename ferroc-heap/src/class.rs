@@ -90,13 +90,16 @@ pub const fn align_of_class(c: usize) -> usize {
 }
 
 /// Shard units a shard of class `c` spans: one for small and medium blocks, enough for about
-/// eight blocks for large ones (never the whole slab: unit 0 holds the slab header).
+/// four blocks for large ones (never the whole slab: unit 0 holds the slab header). Four, not
+/// more: the pages of a large shard's freed blocks stay resident while any block of it lives,
+/// and a program growing buffers by `realloc` leaves one such shard per class it passes
+/// through (the suite's realloc: 94 → 90 MiB peak, no time cost).
 pub const fn units_of_class(c: usize) -> usize {
     let s = size_of_class(c);
     if s <= MEDIUM_MAX {
         return 1;
     }
-    let u = (8 * s).div_ceil(SHARD_SIZE);
+    let u = (4 * s).div_ceil(SHARD_SIZE);
     if u < SHARDS_PER_SLAB - 1 {
         u
     } else {
