@@ -281,19 +281,20 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         }
     }
 
-    /// Takes units for a new shard of class `c` from our slabs, a reclaimed slab or a new one.
+    /// Takes units for a new shard of class `c`, memory the process already holds first: units
+    /// of our slabs that held a shard before, then abandoned slabs (reclaimed, their free blocks
+    /// and units reused), then never-touched units of our slabs, then a new slab. Reclaiming
+    /// before touching fresh pages matters when threads exit with blocks live (an abandoned
+    /// slab's remotely freed blocks are resident but unusable until someone adopts it).
     fn fresh_shard(&self, c: usize) -> Option<&Shard> {
         let units = units_of_class(c);
         // Shards of several units never start at unit 0, which the header shares.
         let from = usize::from(units > 1);
-        let mut slab = self.slabs.get();
-        while !slab.is_null() {
-            // SAFETY: listed slabs are ours and live.
-            let s = unsafe { &*slab };
-            if let Some(u) = s.take_units(units, from) {
-                return Some(self.init_shard(s, u, units, c));
-            }
-            slab = s.next.get();
+        if let Some(shard) = self.shard_in_own_slabs(c, units, from, true) {
+            return Some(shard);
+        }
+        if let Some(shard) = self.shard_in_own_slabs(c, units, from, false) {
+            return Some(shard);
         }
         while let Some(run) = self.arenas.reclaim() {
             self.adopt(run);
@@ -302,14 +303,35 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             }
             // SAFETY: `adopt` pushed the slab at the head of the list (if it kept it).
             if let Some(s) = unsafe { self.slabs.get().as_ref() }
-                && let Some(u) = s.take_units(units, from)
+                && let Some(u) = s.take_units(units, from, false)
             {
                 return Some(self.init_shard(s, u, units, c));
             }
         }
         let slab = self.new_slab()?;
-        let u = slab.take_units(units, from)?;
+        let u = slab.take_units(units, from, false)?;
         Some(self.init_shard(slab, u, units, c))
+    }
+
+    /// A new shard of class `c` over `units` free units of one of our slabs (at `from` or
+    /// later; with `touched_only`, units that held a shard before).
+    fn shard_in_own_slabs(
+        &self,
+        c: usize,
+        units: usize,
+        from: usize,
+        touched_only: bool,
+    ) -> Option<&Shard> {
+        let mut slab = self.slabs.get();
+        while !slab.is_null() {
+            // SAFETY: listed slabs are ours and live.
+            let s = unsafe { &*slab };
+            if let Some(u) = s.take_units(units, from, touched_only) {
+                return Some(self.init_shard(s, u, units, c));
+            }
+            slab = s.next.get();
+        }
+        None
     }
 
     /// Lays out a shard of class `c` over units `u..u + n` of `slab` and queues it first.
