@@ -90,21 +90,20 @@ pub const fn align_of_class(c: usize) -> usize {
 }
 
 /// Shard units a shard of class `c` spans: one for small and medium blocks; for large ones,
-/// enough for sixteen blocks but at most eight units (512 KiB by default), and never fewer than
+/// enough for eight blocks but at most eight units (512 KiB by default), and never fewer than
 /// two blocks or the whole slab (unit 0 holds the slab header).
 ///
-/// Both bounds are about resident memory: a class with few live blocks still keeps the pages
-/// of its freed blocks, so large shards of 8-64 KiB blocks hold enough blocks that the live
-/// ones of a class share few shards (the suite's mstress, one thread: 14.2 → 13.5 MiB peak;
-/// 4 blocks a shard: 16.2), while blocks of 64 KiB and more, which a program growing buffers
-/// by `realloc` passes through one class after another, get small shards (realloc: 94 → 84
-/// MiB peak).
+/// The cap is about resident memory: a large shard keeps the pages of its freed blocks while
+/// any block of it lives, and a program growing buffers by `realloc` passes through the
+/// classes above 64 KiB one after another, leaving a shard in each (the suite's realloc: 94 →
+/// 85 MiB peak). Up to 64 KiB eight blocks stay: fewer (four) or more (sixteen) both cost the
+/// suite's two-thread mstress 2-3 MiB of its ~31.
 pub const fn units_of_class(c: usize) -> usize {
     let s = size_of_class(c);
     if s <= MEDIUM_MAX {
         return 1;
     }
-    let many = (16 * s).div_ceil(SHARD_SIZE);
+    let many = (8 * s).div_ceil(SHARD_SIZE);
     let two = (2 * s).div_ceil(SHARD_SIZE);
     let cap = if two > 8 { two } else { 8 };
     let u = if many < cap { many } else { cap };
