@@ -281,19 +281,13 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         }
     }
 
-    /// Takes units for a new shard of class `c`, memory the process already holds first: units
-    /// of our slabs that held a shard before, then abandoned slabs (reclaimed, their free blocks
-    /// and units reused), then never-touched units of our slabs, then a new slab. Reclaiming
-    /// before touching fresh pages matters when threads exit with blocks live (an abandoned
-    /// slab's remotely freed blocks are resident but unusable until someone adopts it).
+    /// Takes units for a new shard of class `c` from our slabs (within a slab, units that held a
+    /// shard before first), a reclaimed slab or a new one.
     fn fresh_shard(&self, c: usize) -> Option<&Shard> {
         let units = units_of_class(c);
         // Shards of several units never start at unit 0, which the header shares.
         let from = usize::from(units > 1);
-        if let Some(shard) = self.shard_in_own_slabs(c, units, from, true) {
-            return Some(shard);
-        }
-        if let Some(shard) = self.shard_in_own_slabs(c, units, from, false) {
+        if let Some(shard) = self.shard_in_own_slabs(c, units, from) {
             return Some(shard);
         }
         while let Some(run) = self.arenas.reclaim() {
@@ -313,20 +307,19 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         Some(self.init_shard(slab, u, units, c))
     }
 
-    /// A new shard of class `c` over `units` free units of one of our slabs (at `from` or
-    /// later; with `touched_only`, units that held a shard before).
-    fn shard_in_own_slabs(
-        &self,
-        c: usize,
-        units: usize,
-        from: usize,
-        touched_only: bool,
-    ) -> Option<&Shard> {
+    /// A new shard of class `c` over `units` free units (at `from` or later) of the first of
+    /// our slabs that has them, on units that held a shard before if it can (their pages are
+    /// resident). Only the first such slab is looked into: walking every slab for resident units
+    /// made each new shard of a program with hundreds of slabs cost a walk of all of them.
+    fn shard_in_own_slabs(&self, c: usize, units: usize, from: usize) -> Option<&Shard> {
         let mut slab = self.slabs.get();
         while !slab.is_null() {
             // SAFETY: listed slabs are ours and live.
             let s = unsafe { &*slab };
-            if let Some(u) = s.take_units(units, from, touched_only) {
+            if let Some(u) = s
+                .take_units(units, from, true)
+                .or_else(|| s.take_units(units, from, false))
+            {
                 return Some(self.init_shard(s, u, units, c));
             }
             slab = s.next.get();
