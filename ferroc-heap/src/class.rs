@@ -89,14 +89,24 @@ pub const fn align_of_class(c: usize) -> usize {
     if low < SHARD_SIZE { low } else { SHARD_SIZE }
 }
 
-/// Shard units a shard of class `c` spans: one for small and medium blocks, enough for about
-/// eight blocks for large ones (never the whole slab: unit 0 holds the slab header).
+/// Shard units a shard of class `c` spans: one for small and medium blocks; for large ones,
+/// enough for eight blocks but at most eight units (512 KiB by default), and never fewer than
+/// two blocks or the whole slab (unit 0 holds the slab header).
+///
+/// The cap is about resident memory: a large shard keeps the pages of its freed blocks while
+/// any block of it lives, and a program growing buffers by `realloc` passes through the
+/// classes above 64 KiB one after another, leaving a shard in each (the suite's realloc: 94 →
+/// 85 MiB peak). Up to 64 KiB eight blocks stay: fewer (four) or more (sixteen) both cost the
+/// suite's two-thread mstress 2-3 MiB of its ~31.
 pub const fn units_of_class(c: usize) -> usize {
     let s = size_of_class(c);
     if s <= MEDIUM_MAX {
         return 1;
     }
-    let u = (8 * s).div_ceil(SHARD_SIZE);
+    let many = (8 * s).div_ceil(SHARD_SIZE);
+    let two = (2 * s).div_ceil(SHARD_SIZE);
+    let cap = if two > 8 { two } else { 8 };
+    let u = if many < cap { many } else { cap };
     if u < SHARDS_PER_SLAB - 1 {
         u
     } else {

@@ -281,19 +281,14 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         }
     }
 
-    /// Takes units for a new shard of class `c` from our slabs, a reclaimed slab or a new one.
+    /// Takes units for a new shard of class `c` from our slabs (within a slab, units that held a
+    /// shard before first), a reclaimed slab or a new one.
     fn fresh_shard(&self, c: usize) -> Option<&Shard> {
         let units = units_of_class(c);
         // Shards of several units never start at unit 0, which the header shares.
         let from = usize::from(units > 1);
-        let mut slab = self.slabs.get();
-        while !slab.is_null() {
-            // SAFETY: listed slabs are ours and live.
-            let s = unsafe { &*slab };
-            if let Some(u) = s.take_units(units, from) {
-                return Some(self.init_shard(s, u, units, c));
-            }
-            slab = s.next.get();
+        if let Some(shard) = self.shard_in_own_slabs(c, units, from) {
+            return Some(shard);
         }
         while let Some(run) = self.arenas.reclaim() {
             self.adopt(run);
@@ -302,14 +297,34 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             }
             // SAFETY: `adopt` pushed the slab at the head of the list (if it kept it).
             if let Some(s) = unsafe { self.slabs.get().as_ref() }
-                && let Some(u) = s.take_units(units, from)
+                && let Some(u) = s.take_units(units, from, false)
             {
                 return Some(self.init_shard(s, u, units, c));
             }
         }
         let slab = self.new_slab()?;
-        let u = slab.take_units(units, from)?;
+        let u = slab.take_units(units, from, false)?;
         Some(self.init_shard(slab, u, units, c))
+    }
+
+    /// A new shard of class `c` over `units` free units (at `from` or later) of the first of
+    /// our slabs that has them, on units that held a shard before if it can (their pages are
+    /// resident). Only the first such slab is looked into: walking every slab for resident units
+    /// made each new shard of a program with hundreds of slabs cost a walk of all of them.
+    fn shard_in_own_slabs(&self, c: usize, units: usize, from: usize) -> Option<&Shard> {
+        let mut slab = self.slabs.get();
+        while !slab.is_null() {
+            // SAFETY: listed slabs are ours and live.
+            let s = unsafe { &*slab };
+            if let Some(u) = s
+                .take_units(units, from, true)
+                .or_else(|| s.take_units(units, from, false))
+            {
+                return Some(self.init_shard(s, u, units, c));
+            }
+            slab = s.next.get();
+        }
+        None
     }
 
     /// Lays out a shard of class `c` over units `u..u + n` of `slab` and queues it first.

@@ -34,8 +34,9 @@
 //!   shrinks it in place, or moves its pages to a new run without a copy (`Arenas::move_into`)
 //!   when the base can; otherwise allocate, copy, free.
 //! - **Slow path**: collect the class's shards (`local_free`, `thread_free`), move shards with
-//!   no room to the full list, take notified shards back, carve a fresh shard from our slabs,
-//!   reclaim an abandoned slab, claim a new slab.
+//!   no room to the full list, take notified shards back, carve a fresh shard from our slabs
+//!   (units that held a shard before first: their pages are resident), reclaim an abandoned
+//!   slab, claim a new slab.
 //!
 //! ## Invariants
 //! - A shard's `used` counts blocks live, in its `thread_free`, or on a `free` list taken whole

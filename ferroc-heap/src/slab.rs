@@ -150,14 +150,19 @@ impl SlabHeader {
         self.addr() + (u << SHARD_SHIFT)
     }
 
-    /// Finds `n` consecutive free units at index `from` or later and takes them.
-    pub(crate) fn take_units(&self, n: usize, from: usize) -> Option<usize> {
-        let free = self.free_units.get();
+    /// Finds `n` consecutive free units at index `from` or later and takes them; with
+    /// `touched_only`, only units handed out before (whose pages are resident unless the slab
+    /// was purged), so a new shard reuses memory the process holds before it touches more.
+    pub(crate) fn take_units(&self, n: usize, from: usize, touched_only: bool) -> Option<usize> {
+        let mut free = self.free_units.get();
+        if touched_only {
+            free &= !self.fresh_units.get();
+        }
         let mut u = from;
         while u + n <= SHARDS_PER_SLAB {
             let m = unit_mask(u, n);
             if free & m == m {
-                self.free_units.set(free & !m);
+                self.free_units.set(self.free_units.get() & !m);
                 self.used_shards.set(self.used_shards.get() + 1);
                 return Some(u);
             }
