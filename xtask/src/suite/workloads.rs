@@ -19,69 +19,70 @@ pub struct Workload {
     pub about: &'static str,
 }
 
-/// Every workload, in the order run. Sized so that a full run takes 1-10 s with glibc on a
-/// 2-core machine, and a quick one well under a second.
+/// Every workload, in the order run. Sized so that a full run takes about 1 s with the fastest
+/// allocator and at most about 10 s with the slowest on an idle 2-core machine, and a quick one
+/// well under a second.
 pub const WORKLOADS: &[Workload] = &[
     Workload {
         name: "churn",
         program: "churn",
-        args: &["100000", "10000000"],
+        args: &["100000", "20000000"],
         quick: &["100000", "1000000"],
         about: "one thread replaces random blocks of a 100,000-block live set of 16-1024 B (cfrac-like)",
     },
     Workload {
         name: "larson",
         program: "larson",
-        args: &["10000", "200", "50000"],
+        args: &["10000", "800", "50000"],
         quick: &["10000", "20", "50000"],
         about: "threads replace random blocks of 10,000-block regions that move to another thread each round",
     },
     Workload {
         name: "xmalloc",
         program: "xmalloc",
-        args: &["8000000"],
+        args: &["32000000"],
         quick: &["800000"],
         about: "producer threads allocate, consumer threads free (batches of 256)",
     },
     Workload {
         name: "mstress",
         program: "mstress",
-        args: &["20000", "200", "20000"],
+        args: &["20000", "1000", "20000"],
         quick: &["20000", "20", "20000"],
         about: "new threads every round work on blocks left by exited threads",
     },
     Workload {
         name: "cache-scratch",
         program: "cache",
-        args: &["scratch", "1000", "100000"],
+        args: &["scratch", "1000", "200000"],
         quick: &["scratch", "1000", "10000"],
         about: "passive false sharing: threads free a neighbour-allocated block, then write small blocks hard",
     },
     Workload {
         name: "cache-thrash",
         program: "cache",
-        args: &["thrash", "1000", "100000"],
+        args: &["thrash", "1000", "200000"],
         quick: &["thrash", "1000", "10000"],
         about: "active false sharing: threads allocate small blocks and write them hard",
     },
     Workload {
         name: "realloc",
         program: "realloc",
-        args: &["1000000", "20"],
+        args: &["5000000", "100"],
         quick: &["100000", "4"],
         about: "string builders growing by realloc to 256 B-256 KiB, vectors doubling to 1-17 MiB",
     },
     Workload {
         name: "huge",
         program: "huge",
-        args: &["80"],
+        args: &["400"],
         quick: &["8"],
         about: "blocks of 1-64 MiB allocated, written page by page, freed",
     },
     Workload {
         name: "peak-fall",
         program: "peakfall",
-        args: &["512", "5000000", "16384"],
+        args: &["512", "20000000", "16384"],
         quick: &["128", "500000", "16384"],
         about: "512 MiB live at the peak, then all but 1 block in 16,384 freed, then work on 4 MiB",
     },
