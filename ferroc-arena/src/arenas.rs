@@ -331,22 +331,7 @@ impl<B: BaseAlloc> Arenas<B> {
         let Some(index) = warm.or_else(|| arena.used().claim(count, step, phase)) else {
             return Ok(None);
         };
-        // The run is ours: it is no longer waiting to be purged.
-        arena.pending().clear(index, count);
-        if commit && !arena.committed().is_set(index, count) {
-            // On failure the slabs committed so far stay committed: they go back like any
-            // released run (pending purge), so they are decommitted later and not forgotten.
-            self.commit_run(arena, index, count)
-                .inspect_err(|_| self.release_run(arena, index, count))?;
-        }
-        // Dirty from the moment it is usable: an uncommitted run becomes dirty when committed.
-        if commit {
-            self.warm_up(arena, index, count);
-        }
-        let zeroed = arena.dirty().is_clear(index, count);
-        if commit {
-            arena.dirty().set(index, count);
-        }
+        let zeroed = self.take_claimed(arena, index, count, commit)?;
         Ok(Some(Slabs {
             ptr: arena.slab_address(index),
             count,
@@ -419,6 +404,33 @@ impl<B: BaseAlloc> Arenas<B> {
         best.map(|(_, start)| start)
     }
 
+    /// Makes the just-claimed slabs `index..index + count` usable: no longer pending purge,
+    /// committed and warmed up if `commit`. Returns whether they read zero. On a failed commit
+    /// they go back (the slabs committed so far stay committed and pending purge, so they are
+    /// decommitted later and not forgotten).
+    fn take_claimed(
+        &self,
+        arena: &Arena<B>,
+        index: usize,
+        count: usize,
+        commit: bool,
+    ) -> Result<bool, Error<B::Error>> {
+        arena.pending().clear(index, count);
+        if commit && !arena.committed().is_set(index, count) {
+            self.commit_run(arena, index, count)
+                .inspect_err(|_| self.release_run(arena, index, count))?;
+        }
+        if commit {
+            self.warm_up(arena, index, count);
+        }
+        let zeroed = arena.dirty().is_clear(index, count);
+        // Dirty from the moment it is usable: an uncommitted run becomes dirty when committed.
+        if commit {
+            arena.dirty().set(index, count);
+        }
+        Ok(zeroed)
+    }
+
     /// Grows a run in place to `count` slabs by claiming the free slabs right after it
     /// (committing them if `commit`). `Ok(false)`, the run unchanged, when they are not free,
     /// past the arena's end, or the run came straight from the base.
@@ -446,15 +458,7 @@ impl<B: BaseAlloc> Arenas<B> {
         if from + extra > arena.slabs || !arena.used().try_claim_at(from, extra) {
             return Ok(false);
         }
-        arena.pending().clear(from, extra);
-        if commit && !arena.committed().is_set(from, extra) {
-            self.commit_run(arena, from, extra)
-                .inspect_err(|_| self.release_run(arena, from, extra))?;
-        }
-        if commit {
-            self.warm_up(arena, from, extra);
-        }
-        slabs.zeroed &= arena.dirty().is_clear(from, extra);
+        slabs.zeroed &= self.take_claimed(arena, from, extra, commit)?;
         arena.dirty().set(from, extra);
         slabs.count = count;
         Ok(true)

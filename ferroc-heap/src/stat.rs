@@ -4,7 +4,7 @@
 //! freed (a block freed by another thread counts there), slabs it took and gave back. Each
 //! counter has a single writer, the owning thread, and is an atomic only so that other threads
 //! may read a snapshot without a data race: an increment is a relaxed load and store, the
-//! same instructions as a plain one. Without the feature, [`StatCells`] is empty and every
+//! same instructions as a plain one. Without the feature, `StatCells` is empty and every
 //! method compiles to nothing.
 
 use crate::class::{LARGE_MAX, MEDIUM_MAX, SMALL_MAX};
