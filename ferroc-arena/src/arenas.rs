@@ -37,7 +37,7 @@ struct Arena<B: BaseAlloc> {
     words: usize,
     /// When pending slabs should be purged (base clock, ms); 0 when nothing is pending.
     purge_at: AtomicU64,
-    /// Unique in the process and never reused (see [`Arenas::arena_of`]).
+    /// Unique in the process and never reused (see [`Arenas::own_run`]).
     serial: u64,
 }
 
@@ -117,7 +117,7 @@ pub struct Slabs<B: BaseAlloc> {
 
 enum Source<B: BaseAlloc> {
     /// Slabs `index..index + count` of the arena at this address, with that arena's serial.
-    /// The pointer is never followed: [`Arenas::arena_of`] finds the arena among its own.
+    /// The pointer is never followed: [`Arenas::own_run`] finds the arena among its own.
     Arena {
         arena: NonNull<Arena<B>>,
         serial: u64,
@@ -125,6 +125,17 @@ enum Source<B: BaseAlloc> {
     },
     /// A chunk straight from the base, for runs larger than any arena.
     Base(Chunk<B>),
+}
+
+impl<B: BaseAlloc> Source<B> {
+    /// Slabs from `index` of `arena`.
+    fn of(arena: &Arena<B>, index: usize) -> Self {
+        Source::Arena {
+            arena: NonNull::from(arena),
+            serial: arena.serial,
+            index,
+        }
+    }
 }
 
 // SAFETY: a run is exclusive ownership of slab memory; the arena pointer is never followed
@@ -251,9 +262,20 @@ impl<B: BaseAlloc> Arenas<B> {
     /// `Arenas` since dropped (whose arena a new one may sit where the old one was; the
     /// serial tells them apart). This is what makes the safe methods taking a [`Slabs`] sound
     /// whatever run they are given: a foreign run is never followed into memory.
-    fn arena_of(&self, arena: NonNull<Arena<B>>, serial: u64) -> Option<&Arena<B>> {
-        self.iter()
-            .find(|a| core::ptr::eq(*a, arena.as_ptr()) && a.serial == serial)
+    /// Returns the arena and the run's first slab; `None` as well for a run from the base.
+    fn own_run(&self, source: &Source<B>) -> Option<(&Arena<B>, usize)> {
+        let Source::Arena {
+            arena,
+            serial,
+            index,
+        } = *source
+        else {
+            return None;
+        };
+        let arena = self
+            .iter()
+            .find(|a| core::ptr::eq(*a, arena.as_ptr()) && a.serial == serial)?;
+        Some((arena, index))
     }
 
     fn iter(&self) -> impl Iterator<Item = &Arena<B>> {
@@ -336,11 +358,7 @@ impl<B: BaseAlloc> Arenas<B> {
             ptr: arena.slab_address(index),
             count,
             zeroed,
-            source: Source::Arena {
-                arena: NonNull::from(arena),
-                serial: arena.serial,
-                index,
-            },
+            source: Source::of(arena, index),
         }))
     }
 
@@ -440,20 +458,12 @@ impl<B: BaseAlloc> Arenas<B> {
         count: usize,
         commit: bool,
     ) -> Result<bool, Error<B::Error>> {
-        let Source::Arena {
-            arena,
-            serial,
-            index,
-        } = slabs.source
-        else {
+        let Some((arena, index)) = self.own_run(&slabs.source) else {
             return Ok(false);
         };
         if count <= slabs.count {
             return Ok(count == slabs.count);
         }
-        let Some(arena) = self.arena_of(arena, serial) else {
-            return Ok(false);
-        };
         let (from, extra) = (index + slabs.count, count - slabs.count);
         if from + extra > arena.slabs || !arena.used().try_claim_at(from, extra) {
             return Ok(false);
@@ -468,20 +478,12 @@ impl<B: BaseAlloc> Arenas<B> {
     /// back like [`deallocate`](Self::deallocate) does. `false`, the run unchanged, for a run
     /// straight from the base or a `count` that is not smaller.
     pub fn shrink_in_place(&self, slabs: &mut Slabs<B>, count: usize) -> bool {
-        let Source::Arena {
-            arena,
-            serial,
-            index,
-        } = slabs.source
-        else {
+        let Some((arena, index)) = self.own_run(&slabs.source) else {
             return false;
         };
         if count == 0 || count >= slabs.count {
             return false;
         }
-        let Some(arena) = self.arena_of(arena, serial) else {
-            return false;
-        };
         self.release_run(arena, index + count, slabs.count - count);
         slabs.count = count;
         true
@@ -501,24 +503,13 @@ impl<B: BaseAlloc> Arenas<B> {
         if to.count < from.count {
             return Err(from);
         }
-        let source = match from.source {
-            Source::Arena {
-                arena,
-                serial,
-                index,
-            } => match self.arena_of(arena, serial) {
-                Some(arena) => Some((arena, index)),
-                None => return Err(from),
-            },
-            Source::Base(_) => None,
-        };
+        let source = self.own_run(&from.source);
+        if source.is_none() && !from.is_direct() {
+            return Err(from);
+        }
         let target = match to.source {
-            Source::Arena {
-                arena,
-                serial,
-                index,
-            } => {
-                let Some(arena) = self.arena_of(arena, serial) else {
+            Source::Arena { .. } => {
+                let Some((arena, index)) = self.own_run(&to.source) else {
                     return Err(from);
                 };
                 if self.commit_run(arena, index, to.count).is_err() {
@@ -673,12 +664,8 @@ impl<B: BaseAlloc> Arenas<B> {
     /// uncommitted and now need the memory).
     pub fn commit(&self, slabs: &Slabs<B>) -> Result<(), Error<B::Error>> {
         match slabs.source {
-            Source::Arena {
-                arena,
-                serial,
-                index,
-            } => {
-                let arena = self.arena_of(arena, serial).ok_or(Error::Foreign)?;
+            Source::Arena { .. } => {
+                let (arena, index) = self.own_run(&slabs.source).ok_or(Error::Foreign)?;
                 // Not warmed up: the run may have been reported zeroed.
                 self.commit_run(arena, index, slabs.count)?;
                 arena.dirty().set(index, slabs.count);
@@ -728,13 +715,9 @@ impl<B: BaseAlloc> Arenas<B> {
                     .fetch_sub(chunk.layout().size(), Ordering::Relaxed);
                 drop(chunk);
             }
-            Source::Arena {
-                arena,
-                serial,
-                index,
-            } => {
+            Source::Arena { .. } => {
                 // A run of other arenas is left alone: its own arenas release it when they drop.
-                if let Some(arena) = self.arena_of(arena, serial) {
+                if let Some((arena, index)) = self.own_run(&slabs.source) {
                     self.release_run(arena, index, slabs.count);
                 }
             }
@@ -752,6 +735,8 @@ impl<B: BaseAlloc> Arenas<B> {
         }
         let now = self.base.now_ms();
         if let Some(now) = now {
+            // Relaxed: the stamps are published by the Release of `used().release` below, and
+            // the purger reads a slab's stamp only after claiming its used bit (AcqRel CAS).
             for stamp in &arena.stamps()[index..index + count] {
                 stamp.store(now, Ordering::Relaxed);
             }
@@ -1008,18 +993,11 @@ impl<B: BaseAlloc> Arenas<B> {
     /// The run stays allocated; [`reclaim`](Self::reclaim) hands it to a new owner. Returns the
     /// run back if it cannot be abandoned (a multi-slab or direct run).
     pub fn abandon(&self, slabs: Slabs<B>) -> Result<(), Slabs<B>> {
-        match slabs.source {
-            Source::Arena {
-                arena,
-                serial,
-                index,
-            } if slabs.count == 1 => match self.arena_of(arena, serial) {
-                Some(arena) => {
-                    self.abandoned_set(arena).abandon(index);
-                    Ok(())
-                }
-                None => Err(slabs),
-            },
+        match self.own_run(&slabs.source) {
+            Some((arena, index)) if slabs.count == 1 => {
+                self.abandoned_set(arena).abandon(index);
+                Ok(())
+            }
             _ => Err(slabs),
         }
     }
@@ -1035,11 +1013,7 @@ impl<B: BaseAlloc> Arenas<B> {
                 ptr: arena.slab_address(index),
                 count: 1,
                 zeroed: false,
-                source: Source::Arena {
-                    arena: NonNull::from(arena),
-                    serial: arena.serial,
-                    index,
-                },
+                source: Source::of(arena, index),
             })
         })
     }
@@ -1051,11 +1025,7 @@ impl<B: BaseAlloc> Arenas<B> {
             ptr: arena.slab_address(index),
             count: 1,
             zeroed: false,
-            source: Source::Arena {
-                arena: NonNull::from(arena),
-                serial: arena.serial,
-                index,
-            },
+            source: Source::of(arena, index),
         })
     }
 

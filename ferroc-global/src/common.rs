@@ -1,7 +1,5 @@
 //! Pieces both kinds of global share.
 
-use core::{alloc::Layout, ptr::NonNull};
-
 use ferroc_base::BaseAlloc;
 use ferroc_heap::Context;
 
@@ -14,26 +12,6 @@ pub struct Placeholder<B: BaseAlloc + 'static>(pub Context<'static, B>);
 // slow path, which replaces it; frees and size queries only read it). A single-threaded global
 // is only sound when used from one thread at a time, which its `unsafe` opt-in promises.
 unsafe impl<B: BaseAlloc + 'static> Sync for Placeholder<B> {}
-
-/// Whether `realloc` of `ptr` to `new` keeps the block as it is: it is aligned, and the new
-/// size fits it and uses at least half of it (the rule of `Context::reallocate`, checked
-/// without needing a context of one's own).
-///
-/// # Safety
-///
-/// `ptr` is a live block of a context over the same arenas as `cx`.
-#[inline]
-pub unsafe fn fits_in_place<B: BaseAlloc>(
-    cx: &Context<'_, B>,
-    ptr: NonNull<u8>,
-    new: Layout,
-) -> bool {
-    // SAFETY: the caller's contract.
-    let usable = unsafe { cx.usable_size(ptr) };
-    (ptr.as_ptr() as usize).is_multiple_of(new.align())
-        && new.size() <= usable
-        && new.size() >= usable / 2
-}
 
 /// Counters of exited threads, and the once-only `FERROC_SHOW_STATS` registration.
 #[cfg(feature = "std")]

@@ -13,7 +13,7 @@ use ferroc_base::BaseAlloc;
 use ferroc_heap::{Context, class::SMALL_MAX};
 
 use crate::{
-    common::{Placeholder, fits_in_place},
+    common::Placeholder,
     pool::{Pool, Slot},
 };
 
@@ -190,7 +190,7 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B>> ThreadGlobal<B, S> {
         new: Layout,
     ) -> *mut u8 {
         // SAFETY: the placeholder only reads on this path, and only when the block stays.
-        if unsafe { fits_in_place(self.current(), ptr, new) } {
+        if unsafe { self.current().fits_in_place(ptr, new) } {
             return ptr.as_ptr();
         }
         self.owned()

@@ -719,6 +719,22 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         slab.shard_of(ptr).block_size.get()
     }
 
+    /// Whether resizing `ptr` to `new` keeps the block as it is: it is aligned for `new`, and
+    /// the new size fits the block and uses at least half of it. Only reads the block's shard,
+    /// so any context over the same `Arenas` (the globals' read-only placeholder too) answers.
+    ///
+    /// # Safety
+    ///
+    /// As for [`usable_size`](Self::usable_size).
+    #[inline]
+    pub unsafe fn fits_in_place(&self, ptr: NonNull<u8>, new: Layout) -> bool {
+        // SAFETY: the caller's contract.
+        let usable = unsafe { self.usable_size(ptr) };
+        (ptr.as_ptr() as usize).is_multiple_of(new.align())
+            && new.size() <= usable
+            && new.size() >= usable / 2
+    }
+
     /// Resizes a block: in place when the new size fits the block and still uses at least
     /// half of it; a huge block that stays huge also grows in place over the free slabs after
     /// it, shrinks in place giving its tail back, or moves by remapping its pages (no copy)
@@ -738,7 +754,6 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         // SAFETY: the caller's contract.
         let slab = unsafe { &*SlabHeader::of(ptr) };
         let shard = slab.shard_of(ptr);
-        let usable = shard.block_size.get();
         let aligned = (ptr.as_ptr() as usize).is_multiple_of(new.align());
         if shard.flags.load(Ordering::Relaxed) & FLAG_HUGE != 0
             && new.size() > LARGE_MAX
@@ -748,7 +763,8 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         {
             return r;
         }
-        if aligned && new.size() <= usable && new.size() >= usable / 2 {
+        // SAFETY: the caller's contract.
+        if unsafe { self.fits_in_place(ptr, new) } {
             return Some(ptr);
         }
         let p = self.allocate(new)?;
