@@ -108,7 +108,7 @@ impl<B: BaseAlloc> Arena<B> {
 /// A run of slabs handed out by [`Arenas::allocate`]; give it back with
 /// [`Arenas::deallocate`]. It is plain data: its owner may store it anywhere, typically in the
 /// first slab's header.
-pub struct Slabs<B: BaseAlloc> {
+pub struct SlabRun<B: BaseAlloc> {
     ptr: NonNull<u8>,
     count: usize,
     zeroed: bool,
@@ -140,9 +140,9 @@ impl<B: BaseAlloc> Source<B> {
 
 // SAFETY: a run is exclusive ownership of slab memory; the arena pointer is never followed
 // (only compared), and a base chunk is `Send` when its handle is.
-unsafe impl<B: BaseAlloc> Send for Slabs<B> where B::Handle: Send {}
+unsafe impl<B: BaseAlloc> Send for SlabRun<B> where B::Handle: Send {}
 
-impl<B: BaseAlloc> Slabs<B> {
+impl<B: BaseAlloc> SlabRun<B> {
     /// The first byte of the run (aligned as requested).
     #[inline]
     pub fn pointer(&self) -> NonNull<u8> {
@@ -173,9 +173,9 @@ impl<B: BaseAlloc> Slabs<B> {
     }
 }
 
-impl<B: BaseAlloc> core::fmt::Debug for Slabs<B> {
+impl<B: BaseAlloc> core::fmt::Debug for SlabRun<B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Slabs")
+        f.debug_struct("SlabRun")
             .field("ptr", &self.ptr)
             .field("count", &self.count)
             .field("zeroed", &self.zeroed)
@@ -260,7 +260,7 @@ impl<B: BaseAlloc> Arenas<B> {
     /// The arenas made so far.
     /// The arena of a run, if it is one of ours: `None` for a run of other `Arenas`, or of
     /// `Arenas` since dropped (whose arena a new one may sit where the old one was; the
-    /// serial tells them apart). This is what makes the safe methods taking a [`Slabs`] sound
+    /// serial tells them apart). This is what makes the safe methods taking a [`SlabRun`] sound
     /// whatever run they are given: a foreign run is never followed into memory.
     /// Returns the arena and the run's first slab; `None` as well for a run from the base.
     fn own_run(&self, source: &Source<B>) -> Option<(&Arena<B>, usize)> {
@@ -289,16 +289,16 @@ impl<B: BaseAlloc> Arenas<B> {
 
     /// Allocates a run of `count` slabs whose address plus `offset` is a multiple of `align`
     /// (`align` a power of two; `offset` a multiple of the slab size below `count` slabs).
-    /// The run is committed if `commit` is true; it is zeroed if [`Slabs::is_zeroed`] says so.
+    /// The run is committed if `commit` is true; it is zeroed if [`SlabRun::is_zeroed`] says so.
     /// A run that fits in no arena and is larger than the next arena to be made is served
-    /// straight from the base ([`Slabs::is_direct`]).
+    /// straight from the base ([`SlabRun::is_direct`]).
     pub fn allocate(
         &self,
         count: usize,
         align: usize,
         offset: usize,
         commit: bool,
-    ) -> Result<Slabs<B>, Error<B::Error>> {
+    ) -> Result<SlabRun<B>, Error<B::Error>> {
         if count == 0
             || !align.is_power_of_two()
             || !offset.is_multiple_of(SLAB_SIZE)
@@ -339,7 +339,7 @@ impl<B: BaseAlloc> Arenas<B> {
         align: usize,
         offset: usize,
         commit: bool,
-    ) -> Result<Option<Slabs<B>>, Error<B::Error>> {
+    ) -> Result<Option<SlabRun<B>>, Error<B::Error>> {
         let step = align >> SLAB_SHIFT;
         // The first index whose address + offset is aligned.
         let first = align_up(arena.start + offset, align).ok_or(Error::TooLarge)? - offset;
@@ -354,7 +354,7 @@ impl<B: BaseAlloc> Arenas<B> {
             return Ok(None);
         };
         let zeroed = self.take_claimed(arena, index, count, commit)?;
-        Ok(Some(Slabs {
+        Ok(Some(SlabRun {
             ptr: arena.slab_address(index),
             count,
             zeroed,
@@ -454,7 +454,7 @@ impl<B: BaseAlloc> Arenas<B> {
     /// past the arena's end, or the run came straight from the base.
     pub fn grow_in_place(
         &self,
-        slabs: &mut Slabs<B>,
+        slabs: &mut SlabRun<B>,
         count: usize,
         commit: bool,
     ) -> Result<bool, Error<B::Error>> {
@@ -477,7 +477,7 @@ impl<B: BaseAlloc> Arenas<B> {
     /// Shrinks a run in place to `count` slabs (at least one), giving the slabs past them
     /// back like [`deallocate`](Self::deallocate) does. `false`, the run unchanged, for a run
     /// straight from the base or a `count` that is not smaller.
-    pub fn shrink_in_place(&self, slabs: &mut Slabs<B>, count: usize) -> bool {
+    pub fn shrink_in_place(&self, slabs: &mut SlabRun<B>, count: usize) -> bool {
         let Some((arena, index)) = self.own_run(&slabs.source) else {
             return false;
         };
@@ -499,7 +499,7 @@ impl<B: BaseAlloc> Arenas<B> {
     ///
     /// Both runs are the caller's; `from` is committed and nothing uses it any more, and
     /// `to`'s contents are not needed.
-    pub unsafe fn move_into(&self, from: Slabs<B>, to: &Slabs<B>) -> Result<(), Slabs<B>> {
+    pub unsafe fn move_into(&self, from: SlabRun<B>, to: &SlabRun<B>) -> Result<(), SlabRun<B>> {
         if to.count < from.count {
             return Err(from);
         }
@@ -662,7 +662,7 @@ impl<B: BaseAlloc> Arenas<B> {
 
     /// Commits every slab of a run that is not committed yet (for owners that allocated it
     /// uncommitted and now need the memory).
-    pub fn commit(&self, slabs: &Slabs<B>) -> Result<(), Error<B::Error>> {
+    pub fn commit(&self, slabs: &SlabRun<B>) -> Result<(), Error<B::Error>> {
         match slabs.source {
             Source::Arena { .. } => {
                 let (arena, index) = self.own_run(&slabs.source).ok_or(Error::Foreign)?;
@@ -685,7 +685,7 @@ impl<B: BaseAlloc> Arenas<B> {
         count: usize,
         align: usize,
         offset: usize,
-    ) -> Result<Slabs<B>, Error<B::Error>> {
+    ) -> Result<SlabRun<B>, Error<B::Error>> {
         let size = count.checked_mul(SLAB_SIZE).ok_or(Error::TooLarge)?;
         let extra = align - SLAB_SIZE;
         let layout =
@@ -697,7 +697,7 @@ impl<B: BaseAlloc> Arenas<B> {
         self.direct_runs.fetch_add(1, Ordering::Relaxed);
         self.direct_bytes
             .fetch_add(chunk.layout().size(), Ordering::Relaxed);
-        Ok(Slabs {
+        Ok(SlabRun {
             // SAFETY: `start` lies inside the chunk (at most `extra` bytes past its start).
             ptr: unsafe { NonNull::new_unchecked(start as *mut u8) },
             count,
@@ -707,7 +707,7 @@ impl<B: BaseAlloc> Arenas<B> {
     }
 
     /// Gives a run back. Its slabs are purged once the purge delay has passed.
-    pub fn deallocate(&self, slabs: Slabs<B>) {
+    pub fn deallocate(&self, slabs: SlabRun<B>) {
         match slabs.source {
             Source::Base(chunk) => {
                 self.direct_runs.fetch_sub(1, Ordering::Relaxed);
@@ -992,7 +992,7 @@ impl<B: BaseAlloc> Arenas<B> {
     /// Abandons the single-slab run `slabs`: its owner is gone but it still holds live data.
     /// The run stays allocated; [`reclaim`](Self::reclaim) hands it to a new owner. Returns the
     /// run back if it cannot be abandoned (a multi-slab or direct run).
-    pub fn abandon(&self, slabs: Slabs<B>) -> Result<(), Slabs<B>> {
+    pub fn abandon(&self, slabs: SlabRun<B>) -> Result<(), SlabRun<B>> {
         match self.own_run(&slabs.source) {
             Some((arena, index)) if slabs.count == 1 => {
                 self.abandoned_set(arena).abandon(index);
@@ -1003,13 +1003,13 @@ impl<B: BaseAlloc> Arenas<B> {
     }
 
     /// Takes an abandoned slab, returning its run to the new owner.
-    pub fn reclaim(&self) -> Option<Slabs<B>> {
+    pub fn reclaim(&self) -> Option<SlabRun<B>> {
         if self.abandoned.load(Ordering::Relaxed) == 0 {
             return None;
         }
         self.iter().find_map(|arena| {
             let index = self.abandoned_set(arena).reclaim()?;
-            Some(Slabs {
+            Some(SlabRun {
                 ptr: arena.slab_address(index),
                 count: 1,
                 zeroed: false,
@@ -1019,14 +1019,16 @@ impl<B: BaseAlloc> Arenas<B> {
     }
 
     /// Takes the abandoned slab at `ptr`, if it is one.
-    pub fn reclaim_at(&self, ptr: NonNull<u8>) -> Option<Slabs<B>> {
+    pub fn reclaim_at(&self, ptr: NonNull<u8>) -> Option<SlabRun<B>> {
         let (arena, index) = self.locate(ptr)?;
-        self.abandoned_set(arena).reclaim_at(index).then(|| Slabs {
-            ptr: arena.slab_address(index),
-            count: 1,
-            zeroed: false,
-            source: Source::of(arena, index),
-        })
+        self.abandoned_set(arena)
+            .reclaim_at(index)
+            .then(|| SlabRun {
+                ptr: arena.slab_address(index),
+                count: 1,
+                zeroed: false,
+                source: Source::of(arena, index),
+            })
     }
 
     /// How many slabs are abandoned (a hint).

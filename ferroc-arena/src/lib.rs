@@ -9,7 +9,7 @@
 //!   to 4 GiB) cut into slabs, with a small header *after* its last slab that holds the arena's
 //!   bitmaps and per-slab release stamps. User memory given to [`Arenas::manage`] becomes an
 //!   arena too.
-//! - **slab run** ([`Slabs`]): what [`Arenas::allocate`] returns; the owner keeps it (the heap
+//! - **slab run** ([`SlabRun`]): what [`Arenas::allocate`] returns; the owner keeps it (the heap
 //!   stores it in the slab's own header) and gives it back with [`Arenas::deallocate`]. A run
 //!   that fits in no existing arena and is larger than the next arena to be made comes
 //!   straight from the base, carries its chunk, and goes back to the base when freed.
@@ -66,7 +66,7 @@ pub mod sizes;
 #[cfg(not(ferroc_loom))]
 mod arenas;
 #[cfg(not(ferroc_loom))]
-pub use arenas::{ArenaStats, Arenas, Slabs};
+pub use arenas::{ArenaStats, Arenas, SlabRun};
 
 pub use ferroc_base::{BaseAlloc, Chunk};
 

@@ -55,7 +55,7 @@ fn each_arena_is_larger_than_the_last_up_to_the_cap() {
 }
 
 /// Where a run lies: the start of the chunk (arena) holding it and its slab index there.
-fn place<B: BaseAlloc, I>(probe: &Probe<I>, r: &ferroc_arena::Slabs<B>) -> (usize, usize) {
+fn place<B: BaseAlloc, I>(probe: &Probe<I>, r: &ferroc_arena::SlabRun<B>) -> (usize, usize) {
     let p = r.pointer().as_ptr() as usize;
     let (start, _) = probe
         .chunks()
@@ -404,7 +404,7 @@ fn pending_slabs_are_reused_first() {
     let runs: Vec<_> = (0..6)
         .map(|_| arenas.allocate(2, SLAB_SIZE, 0, true).unwrap())
         .collect();
-    let addr = |r: &ferroc_arena::Slabs<_>| r.pointer().as_ptr() as usize;
+    let addr = |r: &ferroc_arena::SlabRun<_>| r.pointer().as_ptr() as usize;
     let (p1, p4) = (addr(&runs[1]), addr(&runs[4]));
     let mut runs = runs.into_iter();
     let r0 = runs.next().unwrap();

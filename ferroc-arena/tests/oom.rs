@@ -9,7 +9,7 @@
 use std::alloc::Layout;
 
 use ferroc_arena::{
-    Arenas, BaseAlloc, Error, Slabs,
+    Arenas, BaseAlloc, Error, SlabRun,
     sizes::{SLAB_SHIFT, SLAB_SIZE},
 };
 use ferroc_base::{
@@ -22,7 +22,7 @@ type Base<'f> = &'f Failing<Mmap>;
 struct Run<'f> {
     arenas: Arenas<Base<'f>>,
     failing: &'f Failing<Mmap>,
-    live: Vec<Slabs<Base<'f>>>,
+    live: Vec<SlabRun<Base<'f>>>,
     errors: usize,
 }
 

@@ -18,7 +18,7 @@ use std::{
 
 use common::Probe;
 use ferroc_arena::{
-    Arenas, BaseAlloc, Error, Slabs,
+    Arenas, BaseAlloc, Error, SlabRun,
     sizes::{SLAB_SHIFT, SLAB_SIZE},
 };
 use ferroc_base::{Mmap, Static, StaticError};
@@ -98,7 +98,7 @@ impl Counts {
 }
 
 struct Live<B: BaseAlloc> {
-    run: Slabs<B>,
+    run: SlabRun<B>,
     start: usize,
 }
 

@@ -6,8 +6,6 @@ use core::{
     ptr::{self, NonNull},
 };
 
-use ferroc_heap::class::SMALL_MAX;
-
 use crate::{GLOBAL, is_ferroc_pointer};
 
 /// `errno` of the calling thread.
@@ -41,14 +39,12 @@ pub(crate) fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
     }
 }
 
-/// The body of every `malloc`: a small size needs no layout check (so the fast path has none).
+/// The body of every `malloc`: the heap's small fast path first (it checks the size, so no
+/// layout is built), then the general path.
 #[inline(always)]
 pub(crate) fn malloc_impl(size: usize) -> *mut c_void {
-    if size <= SMALL_MAX {
-        // SAFETY: a size this small with alignment 1 is a valid layout.
-        let layout = unsafe { Layout::from_size_align_unchecked(size, 1) };
-        let p = GLOBAL.alloc(layout);
-        return if p.is_null() { enomem() } else { p.cast() };
+    if let Some(p) = GLOBAL.allocate_small(size, 1) {
+        return p.as_ptr().cast();
     }
     alloc_aligned(size, 1)
 }

@@ -10,7 +10,7 @@ use core::{
 
 use ferroc_arena::Arenas;
 use ferroc_base::BaseAlloc;
-use ferroc_heap::{Context, class::SMALL_MAX};
+use ferroc_heap::Context;
 
 use crate::{
     common::Placeholder,
@@ -140,14 +140,17 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B>> ThreadGlobal<B, S> {
     /// Allocates (the `GlobalAlloc::alloc` path). Null when out of memory.
     #[inline(always)]
     pub fn alloc(&'static self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
-        if size <= SMALL_MAX
-            && align <= 16
-            && let Some(p) = self.current().allocate_small_fast(size.max(align))
-        {
+        if let Some(p) = self.allocate_small(layout.size(), layout.align()) {
             return p.as_ptr();
         }
         self.alloc_slow(layout)
+    }
+
+    /// The small fast path of the current thread (see `Context::allocate_small`): `None` when
+    /// the request is not small or needs the slow path.
+    #[inline(always)]
+    pub fn allocate_small(&'static self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        self.current().allocate_small(size, align)
     }
 
     #[cold]

@@ -123,7 +123,7 @@ fn fork_waits_for_a_notification_in_flight() {
     // This thread's context exists (the harness allocated through `A`), so the fork handlers
     // are registered; allocate anyway to be sure.
     drop(vec![0u8; 8]);
-    assert!(SHARD.try_mark_full());
+    assert!(SHARD.try_park());
     let block = NonNull::from(Box::leak(Box::new(Block {
         next: ptr::null_mut(),
     })));
@@ -148,7 +148,7 @@ fn fork_waits_for_a_notification_in_flight() {
             // SAFETY: async-signal-safe; the default action of SIGALRM ends the child.
             unsafe { libc::alarm(HANG_GUARD_S) };
             // The owner's un-full: waits while the state is NOTIFYING.
-            let left = SHARD.unmark_full();
+            let left = SHARD.unpark();
             let taken = SHARD.take() as usize;
             // SAFETY: leaves the child without running the parent's destructors.
             unsafe {
@@ -175,5 +175,5 @@ fn fork_waits_for_a_notification_in_flight() {
         "child status {status:#x} (signal {} = SIGALRM means it hung)",
         libc::SIGALRM
     );
-    assert_eq!(SHARD.unmark_full(), NOTIFIED);
+    assert_eq!(SHARD.unpark(), NOTIFIED);
 }

@@ -19,14 +19,14 @@ use ferroc_arena::sizes::{SHARD_SIZE, SHARDS_PER_SLAB, SLAB_SIZE};
 
 /// log2 of the number of classes per power of two.
 #[cfg(not(feature = "finer-grained"))]
-const G: u32 = 2;
+const PER_DOUBLING_LOG2: u32 = 2;
 #[cfg(feature = "finer-grained")]
-const G: u32 = 3;
+const PER_DOUBLING_LOG2: u32 = 3;
 
 /// Classes per power of two.
-pub const PER_DOUBLING: usize = 1 << G;
+pub const PER_DOUBLING: usize = 1 << PER_DOUBLING_LOG2;
 /// Largest size served in 8- and 16-byte steps.
-pub const LINEAR_MAX: usize = 16 << G;
+pub const LINEAR_MAX: usize = 16 << PER_DOUBLING_LOG2;
 /// Classes below the first power-of-two split: 8, 16, then 16-byte steps up to `LINEAR_MAX`.
 const LINEAR_CLASSES: usize = 2 + (LINEAR_MAX - 16) / 16;
 /// Largest small size (direct table).
@@ -49,7 +49,7 @@ pub const fn class_of(size: usize) -> usize {
     }
     let s = size - 1;
     let p = usize::BITS - 1 - s.leading_zeros();
-    let sub = (s >> (p - G)) & (PER_DOUBLING - 1);
+    let sub = (s >> (p - PER_DOUBLING_LOG2)) & (PER_DOUBLING - 1);
     LINEAR_CLASSES + (p - LINEAR_MAX.trailing_zeros()) as usize * PER_DOUBLING + sub
 }
 
@@ -62,9 +62,9 @@ pub const fn size_of_class(c: usize) -> usize {
         return 16 * c;
     }
     let k = c - LINEAR_CLASSES;
-    let p = LINEAR_MAX.trailing_zeros() as usize + (k >> G);
+    let p = LINEAR_MAX.trailing_zeros() as usize + (k >> PER_DOUBLING_LOG2);
     let q = k & (PER_DOUBLING - 1);
-    (1 << p) + ((q + 1) << (p - G as usize))
+    (1 << p) + ((q + 1) << (p - PER_DOUBLING_LOG2 as usize))
 }
 
 /// Number of classes.

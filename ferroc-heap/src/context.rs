@@ -8,7 +8,7 @@ use core::{
 };
 
 use ferroc_arena::{
-    Arenas, BaseAlloc, Slabs,
+    Arenas, BaseAlloc, SlabRun,
     sizes::{SHARD_SIZE, SHARDS_PER_SLAB, SLAB_SHIFT, SLAB_SIZE},
 };
 use ferroc_base::{align_up, sync::atomic::Ordering};
@@ -20,8 +20,8 @@ use crate::{
         CLASS_COUNT, CLASS_SIZES, DIRECT_SLOTS, LARGE_MAX, SMALL_MAX, align_of_class, class_for,
         units_of_class,
     },
-    shard::{EMPTY, FLAG_FULL, FLAG_HUGE, Shard},
-    slab::{NO_OWNER, Slab, SlabHeader, header_size, init_huge},
+    shard::{EMPTY, FLAG_HUGE, FLAG_IN_FULL_LIST, Shard},
+    slab::{NO_OWNER, Slab, SlabWithRun, header_size, init_huge},
     stat::{Kind, StatCells},
     thread_free::Pushed,
 };
@@ -112,7 +112,7 @@ pub struct Context<'a, B: BaseAlloc> {
     /// Shards without room.
     full: Queue,
     /// The slabs this context owns (huge slabs excluded).
-    slabs: Cell<*mut SlabHeader>,
+    slabs: Cell<*mut Slab>,
     stats: StatCells,
     /// A placeholder shared read-only between threads ([`Context::new_read_only`]): its frees
     /// are not counted, so it is never written.
@@ -172,21 +172,24 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Option<NonNull<u8>> {
         let (size, align) = (layout.size(), layout.align());
-        if size <= SMALL_MAX
-            && align <= 16
-            && let Some(p) = self.allocate_small_fast(size.max(align))
-        {
+        if let Some(p) = self.allocate_small(size, align) {
             return Some(p);
         }
         self.allocate_slow(size, align)
     }
 
-    /// The fast path alone: pops a block for a small `size` (`<= SMALL_MAX`, 16-aligned when
-    /// 16 or more) from the current shard, or `None` if that needs the slow path. Only reads
-    /// the context when it fails, so it is safe to call on a context that must not change.
+    /// The small fast path, the one entry every front (`Heap`, the global instances, the C
+    /// API) tries first: pops a block for `size` bytes aligned to `align` from the direct
+    /// table's shard when the request is small (`size <= SMALL_MAX`, `align <= 16`: blocks of
+    /// 16 bytes or more are 16-aligned). `None` when the request is not small or the shard has
+    /// no free block: then the caller takes its slow path. Only reads the context when it
+    /// fails, so it is safe to call on a context that must not change.
     #[inline(always)]
-    pub fn allocate_small_fast(&self, size: usize) -> Option<NonNull<u8>> {
-        debug_assert!(size <= SMALL_MAX);
+    pub fn allocate_small(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        if size > SMALL_MAX || align > 16 {
+            return None;
+        }
+        let size = size.max(align);
         // SAFETY: `size <= SMALL_MAX`, so the index is in the table; entries always point at a
         // live shard or the empty one.
         let shard = unsafe { &*self.direct.get_unchecked((size + 7) >> 3).get() };
@@ -252,9 +255,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             if s.collect() || s.extend(page) {
                 return Some(s);
             }
-            if s.thread_free.try_mark_full() {
+            if s.thread_free.try_park() {
                 self.queues[c].remove(s);
-                s.set_flags(FLAG_FULL);
+                s.set_flags(FLAG_IN_FULL_LIST);
                 self.full.push_back(s);
                 self.update_direct(c);
             }
@@ -328,7 +331,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     }
 
     /// Lays out a shard of class `c` over units `u..u + n` of `slab` and queues it first.
-    fn init_shard<'s>(&self, slab: &'s SlabHeader, u: usize, n: usize, c: usize) -> &'s Shard {
+    fn init_shard<'s>(&self, slab: &'s Slab, u: usize, n: usize, c: usize) -> &'s Shard {
         let size = CLASS_SIZES[c];
         let area = if u == 0 {
             align_up(slab.addr() + header_size::<B>(), align_of_class(c)).unwrap_or(usize::MAX)
@@ -350,17 +353,17 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     }
 
     /// Claims a new slab from the arenas and lists it.
-    fn new_slab(&self) -> Option<&SlabHeader> {
+    fn new_slab(&self) -> Option<&Slab> {
         let run = self.arenas.allocate(1, SLAB_SIZE, 0, true).ok()?;
         // SAFETY: a committed run that is ours alone.
-        let slab = unsafe { Slab::<B>::init(run, self.id()) };
+        let slab = unsafe { SlabWithRun::<B>::init(run, self.id()) };
         self.link_slab(slab);
         self.stats.slab(1);
         Some(slab)
     }
 
-    fn link_slab(&self, slab: &SlabHeader) {
-        let p = slab as *const SlabHeader as *mut SlabHeader;
+    fn link_slab(&self, slab: &Slab) {
+        let p = slab as *const Slab as *mut Slab;
         slab.prev.set(ptr::null_mut());
         slab.next.set(self.slabs.get());
         // SAFETY: listed slabs are ours and live.
@@ -370,7 +373,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         self.slabs.set(p);
     }
 
-    fn unlink_slab(&self, slab: &SlabHeader) {
+    fn unlink_slab(&self, slab: &Slab) {
         let (prev, next) = (slab.prev.get(), slab.next.get());
         // SAFETY: listed slabs are ours and live.
         match unsafe { prev.as_ref() } {
@@ -428,8 +431,8 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     /// once.
     #[inline]
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
-        // SAFETY: a live block lies in a live slab whose header is at `SlabHeader::of`.
-        let slab = unsafe { &*SlabHeader::of(ptr) };
+        // SAFETY: a live block lies in a live slab whose header is at `Slab::of`.
+        let slab = unsafe { &*Slab::of(ptr) };
         if slab.owner.load(Ordering::Relaxed) == self.id() {
             // Ours: the owner's copies of the offset and flags, on the line we write anyway.
             let shard = slab.own_shard_of(ptr);
@@ -450,13 +453,13 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         let shard = slab.shard_of(ptr);
         if shard.flags.load(Ordering::Relaxed) & FLAG_HUGE == 0 {
             // Another context's block (or an abandoned slab's): the remote path, one CAS loop,
-            // inline too. `FLAG_FULL` is the owner's business; the thread-free state tells us.
+            // inline too. `FLAG_IN_FULL_LIST` is the owner's business; the thread-free state tells us.
             if !self.read_only {
                 let size = shard.block_size.get();
                 self.stats.free(Kind::of_size(size), size);
             }
             // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
-            if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Full {
+            if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Parked {
                 // SAFETY: as above; nothing was pushed.
                 unsafe { Self::free_into_full(slab, shard, ptr) };
             }
@@ -466,7 +469,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         unsafe { self.free_slow(slab, shard, ptr) }
     }
 
-    /// A remote free into a shard that was `FULL`: pushes inside the fork guard and posts the
+    /// A remote free into a shard that was `PARKED`: pushes inside the fork guard and posts the
     /// notification it owes the owner (out of line, so that the common remote free keeps no
     /// registers across a call).
     ///
@@ -475,9 +478,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     /// `ptr` is a live block of `shard` in `slab`, freed once, not pushed yet.
     #[cold]
     #[inline(never)]
-    unsafe fn free_into_full(slab: &SlabHeader, shard: &Shard, ptr: NonNull<u8>) {
+    unsafe fn free_into_full(slab: &Slab, shard: &Shard, ptr: NonNull<u8>) {
         // SAFETY: forwarded.
-        if unsafe { shard.thread_free.push_full(ptr.cast()) } == Pushed::MustNotify {
+        if unsafe { shard.thread_free.push_parked(ptr.cast()) } == Pushed::MustNotify {
             let bit = 1u64 << slab.unit_of(shard);
             // The shard cannot be released while NOTIFYING, so the header is still there.
             slab.notified.fetch_or(bit, Ordering::Release);
@@ -490,7 +493,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     /// point of view, nothing else; the remote path stays here for completeness).
     #[cold]
     #[inline(never)]
-    unsafe fn free_slow(&self, slab: &SlabHeader, shard: &Shard, ptr: NonNull<u8>) {
+    unsafe fn free_slow(&self, slab: &Slab, shard: &Shard, ptr: NonNull<u8>) {
         let size = shard.block_size.get();
         let flags = shard.flags.load(Ordering::Relaxed);
         // A read-only placeholder (the global allocator's sentinel) is shared between threads:
@@ -501,7 +504,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                 self.stats.free(Kind::Huge, size);
             }
             // SAFETY: a huge slab holds one block, now freed: the run is nobody's but ours.
-            let run = unsafe { Slab::<B>::from_header(slab).take_run() };
+            let run = unsafe { SlabWithRun::<B>::from_header(slab).take_run() };
             self.arenas.deallocate(run);
             return;
         }
@@ -518,7 +521,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             return;
         }
         // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
-        if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Full {
+        if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Parked {
             // SAFETY: as above; nothing was pushed.
             unsafe { Self::free_into_full(slab, shard, ptr) };
         }
@@ -526,7 +529,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
 
     /// Moves a full shard of ours back to its class queue.
     fn unfull(&self, shard: &Shard) {
-        shard.thread_free.unmark_full();
+        shard.thread_free.unpark();
         shard.set_flags(0);
         self.full.remove(shard);
         let c = shard.class();
@@ -554,18 +557,18 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
 
     /// Gives an unqueued empty shard's units back, and the slab if that empties it.
     fn release_units(&self, shard: &Shard) {
-        let slab = SlabHeader::of_shard(shard);
+        let slab = Slab::of_shard(shard);
         let u = slab.unit_of(shard);
         if slab.put_units(u, shard.units.get() as usize) {
             self.release_slab(slab);
         }
     }
 
-    fn release_slab(&self, slab: &SlabHeader) {
+    fn release_slab(&self, slab: &Slab) {
         self.unlink_slab(slab);
         self.stats.slab(-1);
         // SAFETY: the slab has no shard in use and is unlisted: nobody reaches it any more.
-        let run = unsafe { Slab::<B>::from_header(slab).take_run() };
+        let run = unsafe { SlabWithRun::<B>::from_header(slab).take_run() };
         self.arenas.deallocate(run);
     }
 
@@ -582,7 +585,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                     let u = bits.trailing_zeros() as usize;
                     bits &= bits - 1;
                     let shard = &s.shards[u];
-                    if shard.flags.load(Ordering::Relaxed) == FLAG_FULL {
+                    if shard.flags.load(Ordering::Relaxed) == FLAG_IN_FULL_LIST {
                         self.unfull(shard);
                     }
                 }
@@ -597,20 +600,20 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
 
     /// Makes a reclaimed slab ours: its shards with live blocks join our queues, empty ones
     /// are released, and so is the slab if nothing in it is live.
-    fn adopt(&self, run: Slabs<B>) {
+    fn adopt(&self, run: SlabRun<B>) {
         let id = self.assign_id();
         // SAFETY: a reclaimed run is a slab with a header written by its previous owner, whose
         // writes happen-before the reclaim (arenas' Release/Acquire on the abandoned bit).
-        let slab = unsafe { &*run.pointer().as_ptr().cast::<SlabHeader>() };
+        let slab = unsafe { &*run.pointer().as_ptr().cast::<Slab>() };
         // SAFETY: the abandoning context took the old token out; this is the same slab.
-        unsafe { Slab::<B>::from_header(slab).store_run(run) };
+        unsafe { SlabWithRun::<B>::from_header(slab).store_run(run) };
         slab.owner.store(id, Ordering::Relaxed);
         slab.notified.store(0, Ordering::Relaxed);
         self.link_slab(slab);
         self.stats.slab(1);
         let mut live = false;
         for shard in slab.heads() {
-            shard.thread_free.unmark_full();
+            shard.thread_free.unpark();
             shard.set_flags(0);
             shard.collect_all();
             if shard.used.get() == 0 {
@@ -645,7 +648,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             let s = unsafe { &*slab };
             slab = s.next.get();
             for shard in s.heads() {
-                shard.thread_free.unmark_full();
+                shard.thread_free.unpark();
                 shard.set_flags(0);
                 shard.collect_all();
                 if shard.used.get() == 0 {
@@ -660,11 +663,11 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                 s.owner.store(NO_OWNER, Ordering::Relaxed);
                 // SAFETY: the token is moved to the arenas' abandoned set; the next owner
                 // stores the one `reclaim` gives it.
-                let run = unsafe { Slab::<B>::from_header(s).take_run() };
+                let run = unsafe { SlabWithRun::<B>::from_header(s).take_run() };
                 if let Err(run) = self.arenas.abandon(run) {
                     // Only single-slab arena runs can be abandoned, and ours all are.
                     // SAFETY: put back as it was.
-                    unsafe { Slab::<B>::from_header(s).store_run(run) };
+                    unsafe { SlabWithRun::<B>::from_header(s).store_run(run) };
                 }
             }
         }
@@ -715,7 +718,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     #[inline]
     pub unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
         // SAFETY: as for `free`.
-        let slab = unsafe { &*SlabHeader::of(ptr) };
+        let slab = unsafe { &*Slab::of(ptr) };
         slab.shard_of(ptr).block_size.get()
     }
 
@@ -752,7 +755,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         new: Layout,
     ) -> Option<NonNull<u8>> {
         // SAFETY: the caller's contract.
-        let slab = unsafe { &*SlabHeader::of(ptr) };
+        let slab = unsafe { &*Slab::of(ptr) };
         let shard = slab.shard_of(ptr);
         let aligned = (ptr.as_ptr() as usize).is_multiple_of(new.align());
         if shard.flags.load(Ordering::Relaxed) & FLAG_HUGE != 0
@@ -787,7 +790,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     #[cold]
     unsafe fn reallocate_huge(
         &self,
-        slab: &SlabHeader,
+        slab: &Slab,
         ptr: NonNull<u8>,
         old_size: usize,
         new: Layout,
@@ -799,8 +802,8 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         }
         let shard = &slab.shards[0];
         let old_usable = shard.block_size.get();
-        // SAFETY: a huge block's slab header is a whole `Slab<B>`.
-        let slabs = unsafe { Slab::<B>::from_header(slab) };
+        // SAFETY: a huge block's slab header is a whole `SlabWithRun<B>`.
+        let slabs = unsafe { SlabWithRun::<B>::from_header(slab) };
         // SAFETY: a huge slab's token is taken only by the block's single owner, which the
         // caller is; it is stored back (or the run given up) on every path below.
         let mut run = unsafe { slabs.take_run() };
@@ -890,7 +893,7 @@ const _: () = assert!(SHARD_SIZE * SHARDS_PER_SLAB == SLAB_SIZE);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{shard::FLAG_FULL, thread_free};
+    use crate::{shard::FLAG_IN_FULL_LIST, thread_free};
     use ferroc_base::Mmap;
     use std::{collections::BTreeSet, vec::Vec};
 
@@ -944,10 +947,10 @@ mod tests {
         while let Some(s) = NonNull::new(p) {
             // SAFETY: as above.
             let s = unsafe { s.as_ref() };
-            assert_eq!(s.flags.load(Ordering::Relaxed), FLAG_FULL);
+            assert_eq!(s.flags.load(Ordering::Relaxed), FLAG_IN_FULL_LIST);
             let st = s.thread_free.state();
             assert!(
-                st == thread_free::FULL || st == thread_free::NOTIFIED,
+                st == thread_free::PARKED || st == thread_free::NOTIFIED,
                 "state {st}"
             );
             full.insert(s as *const Shard as usize);
@@ -965,7 +968,7 @@ mod tests {
                 let local = walk(s, s.local_free.get(), &mut seen);
                 let remote = walk(s, s.thread_free.peek(), &mut seen);
                 assert!(s.capacity.get() <= s.reserved.get());
-                let counted = u32::from(s.counted.get());
+                let counted = u32::from(s.free_counted.get());
                 assert!(counted <= 1);
                 assert_eq!(
                     s.used.get(),
@@ -1033,7 +1036,7 @@ mod tests {
         for _ in 0..4000 {
             second.push(cx.allocate(l).unwrap().as_ptr() as usize);
             // SAFETY: the direct entry points at a live shard or the empty one.
-            saw_uncounted |= unsafe { (*cx.direct[64 / 8].get()).counted.get() } == 0;
+            saw_uncounted |= unsafe { !(*cx.direct[64 / 8].get()).free_counted.get() };
         }
         assert!(saw_uncounted, "a remote list was taken whole");
         check(&cx);

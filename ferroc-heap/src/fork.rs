@@ -1,7 +1,7 @@
 //! The fork guard: `fork()` never happens while a remote freer is between the two steps of a
 //! full-shard notification.
 //!
-//! A remote free into a `FULL` shard moves it to `NOTIFYING` with its push, sets the shard's
+//! A remote free into a `PARKED` shard moves it to `NOTIFYING` with its push, sets the shard's
 //! bit in the slab's `notified` mask, and moves it to `NOTIFIED` (see `thread_free.rs`). The
 //! owner waits out `NOTIFYING` before it un-fulls, abandons or releases the shard. A child of
 //! `fork()` has only the forking thread: if another thread was inside that window, the state
@@ -12,7 +12,7 @@
 //! `libc`) raises [`FORKING`], which keeps new notifiers out, and waits until the count is
 //! zero. [`parent`] lowers the flag again; [`child`] clears both, since the child has no other
 //! thread. Only the rare notification path pays (two read-modify-writes of a process-wide
-//! word and a fence); pushes onto a shard that is not `FULL` never look at the guard.
+//! word and a fence); pushes onto a shard that is not `PARKED` never look at the guard.
 //!
 //! # Orderings
 //! - The notifier's increment of `in_flight` then load of `forking`, against the forker's
@@ -89,7 +89,7 @@ impl ForkGuard {
         }
     }
 
-    /// A remote freer about to move a `FULL` shard to `NOTIFYING` (or any other thread about
+    /// A remote freer about to move a `PARKED` shard to `NOTIFYING` (or any other thread about
     /// to start a step that others wait for): counts itself in, first waiting out a fork in
     /// progress. Must be followed by [`leave`](Self::leave), soon, without blocking.
     #[cold]

@@ -40,7 +40,7 @@
 //!
 //! ## Invariants
 //! - A shard's `used` counts blocks live, in its `thread_free`, or on a `free` list taken whole
-//!   from `thread_free` and not counted yet: `used == capacity - |local_free| - counted ×
+//!   from `thread_free` and not counted yet: `used == capacity - |local_free| - free_counted ×
 //!   |free|` (see `shard.rs`); it never reads below the live blocks. A shard is released only
 //!   with `used == 0` and never while `NOTIFYING`.
 //! - The owner waiting out `NOTIFYING` is the only wait on another thread's step in the heap

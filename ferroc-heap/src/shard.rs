@@ -17,13 +17,13 @@
 //! a time (`extend`), so a fresh shard's memory is not touched all at once.
 //!
 //! # Invariant
-//! `used == capacity - |local_free| - counted × |free|`: `used` counts the blocks that are
+//! `used == capacity - |local_free| - free_counted × |free|`: `used` counts the blocks that are
 //! live, in `thread_free` (freed remotely, not yet collected), or on an *uncounted* `free`
-//! list. `counted` is 1 except right after a collect that found `free` empty and simply made
+//! list. `free_counted` is true except right after a collect that found `free` empty and simply made
 //! the remote list the new `free`: counting that list would mean walking it, a cache miss per
 //! block (the blocks were last written by other cores), on the allocation slow path, and each
 //! of those blocks is about to be popped anyway. So the list keeps counting as used, pops from
-//! it leave `used` alone (`used += counted`), and `used` is exact again once it runs out, or
+//! it leave `used` alone (`used += free_counted`), and `used` is exact again once it runs out, or
 //! at once through [`Shard::settle`] (the cold paths that ask whether a shard is empty call
 //! it). `used` never reads lower than the true number of live blocks, so a shard with
 //! `used == 0` holds no live block and no block in flight, and can be released; one whose
@@ -31,7 +31,7 @@
 //!
 //! # States (`flags` and the thread-free state)
 //! - in a class queue, `flags == 0`, thread-free `NORMAL`: the usual state;
-//! - in the full list, `flags == FULL`, thread-free `FULL`/`NOTIFYING`/`NOTIFIED`: no room; a
+//! - in the full list, `flags == FLAG_IN_FULL_LIST`, thread-free `PARKED`/`NOTIFYING`/`NOTIFIED`: no room; a
 //!   remote free posts a notification (the slab's `notified` mask) so the owner puts it back;
 //! - `HUGE`: the only shard of a huge slab, holding one block; never in a queue, released by
 //!   whichever thread frees the block.
@@ -47,7 +47,7 @@ use ferroc_base::sync::atomic::{AtomicU8, Ordering};
 use crate::thread_free::{Block, ThreadFree};
 
 /// The shard is in its context's full list.
-pub const FLAG_FULL: u8 = 1;
+pub const FLAG_IN_FULL_LIST: u8 = 1;
 /// The shard is the single-block shard of a huge slab.
 pub const FLAG_HUGE: u8 = 2;
 
@@ -86,9 +86,9 @@ pub struct Shard {
     pub(crate) capacity: Cell<u32>,
     /// Blocks that fit in the area.
     pub(crate) reserved: Cell<u32>,
-    /// 1 when the blocks on `free` are counted out of `used`, 0 while they still count as
-    /// used (see the invariant); what a pop adds to `used`.
-    pub(crate) counted: Cell<u16>,
+    /// Whether the blocks on `free` are counted out of `used` (false while they still count
+    /// as used, see the invariant); a pop adds it (as 0 or 1) to `used`.
+    pub(crate) free_counted: Cell<bool>,
     /// The owner's copies of `offset` and `flags` (line 2), so that a local free reads one
     /// line. Written together with them ([`set_offset`](Self::set_offset),
     /// [`set_flags`](Self::set_flags)); read only by the owner.
@@ -124,7 +124,7 @@ const _: () = {
 
 impl Shard {
     /// A free unit's metadata: all zero bytes, so that a zeroed slab header needs no writing
-    /// (`counted` is only meaningful for heads, which [`init`](Self::init) sets up).
+    /// (`free_counted` is only meaningful for heads, which [`init`](Self::init) sets up).
     pub(crate) const fn new() -> Self {
         Shard {
             free: Cell::new(ptr::null_mut()),
@@ -135,7 +135,7 @@ impl Shard {
             used: Cell::new(0),
             capacity: Cell::new(0),
             reserved: Cell::new(0),
-            counted: Cell::new(0),
+            free_counted: Cell::new(false),
             own_offset: Cell::new(0),
             own_flags: Cell::new(0),
             zeroed: Cell::new(false),
@@ -167,7 +167,7 @@ impl Shard {
         self.class.set(class as u8);
         self.set_offset(0);
         self.units.set(units as u16);
-        self.counted.set(1);
+        self.free_counted.set(true);
         self.thread_free.reset();
         self.block_size.set(block_size);
         self.area.set(area);
@@ -211,7 +211,7 @@ impl Shard {
         self.free.set(next);
         prefetch(next);
         self.used
-            .set(self.used.get() + u32::from(self.counted.get()));
+            .set(self.used.get() + u32::from(self.free_counted.get()));
         // SAFETY: checked non-null above.
         Some(unsafe { NonNull::new_unchecked(block.cast()) })
     }
@@ -247,7 +247,7 @@ impl Shard {
             if self.free.get().is_null() {
                 // The usual case: the remote list becomes `free` as it is, uncounted.
                 self.free.set(remote);
-                self.counted.set(0);
+                self.free_counted.set(false);
                 return true;
             }
             self.settle();
@@ -268,7 +268,7 @@ impl Shard {
         }
         if self.free.get().is_null() {
             self.free.set(self.local_free.replace(ptr::null_mut()));
-            self.counted.set(1);
+            self.free_counted.set(true);
         }
         self.has_free()
     }
@@ -282,7 +282,7 @@ impl Shard {
 
     /// Counts an uncounted `free` list out of `used`, so that `used` is exact.
     pub(crate) fn settle(&self) {
-        if self.counted.get() != 0 {
+        if self.free_counted.get() {
             return;
         }
         let mut n = 0u32;
@@ -293,7 +293,7 @@ impl Shard {
             p = unsafe { (*p).next };
         }
         self.used.set(self.used.get() - n);
-        self.counted.set(1);
+        self.free_counted.set(true);
     }
 
     /// Carves up to a page's worth of never-used blocks onto `free`. Returns whether any were.

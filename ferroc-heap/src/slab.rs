@@ -34,7 +34,7 @@ use core::{
 };
 
 use ferroc_arena::{
-    BaseAlloc, Slabs,
+    BaseAlloc, SlabRun,
     sizes::{SHARD_SHIFT, SHARD_SIZE, SHARDS_PER_SLAB, SLAB_SIZE},
 };
 use ferroc_base::sync::atomic::{AtomicU64, AtomicUsize};
@@ -60,7 +60,7 @@ pub(crate) fn unit_mask(u: usize, n: usize) -> u64 {
 
 /// The part of a slab header that does not depend on the base.
 #[repr(C)]
-pub(crate) struct SlabHeader {
+pub(crate) struct Slab {
     /// The owning context's id, or [`NO_OWNER`].
     pub(crate) owner: AtomicUsize,
     /// Units whose (full) shard got a remote free since the owner last looked.
@@ -72,37 +72,37 @@ pub(crate) struct SlabHeader {
     /// Shards in use (owner only).
     pub(crate) used_shards: Cell<u32>,
     /// Links in the owner's slab list.
-    pub(crate) next: Cell<*mut SlabHeader>,
-    pub(crate) prev: Cell<*mut SlabHeader>,
+    pub(crate) next: Cell<*mut Slab>,
+    pub(crate) prev: Cell<*mut Slab>,
     /// One shard slot per unit, plus one for huge blocks that start at the slab's end.
     pub(crate) shards: [Shard; SHARDS_PER_SLAB + 1],
 }
 
 /// A whole slab header: the common part, then the run token to give the slab back with.
 #[repr(C)]
-pub(crate) struct Slab<B: BaseAlloc> {
-    pub(crate) header: SlabHeader,
-    run: MaybeUninit<Slabs<B>>,
+pub(crate) struct SlabWithRun<B: BaseAlloc> {
+    pub(crate) header: Slab,
+    run: MaybeUninit<SlabRun<B>>,
 }
 
 /// Bytes the header takes at the start of a slab.
 pub(crate) const fn header_size<B: BaseAlloc>() -> usize {
-    size_of::<Slab<B>>()
+    size_of::<SlabWithRun<B>>()
 }
 
-impl SlabHeader {
+impl Slab {
     /// The slab of a block pointer (see the module docs for the `- 1`).
     #[inline(always)]
-    pub(crate) fn of(ptr: NonNull<u8>) -> *mut SlabHeader {
-        ((ptr.as_ptr() as usize - 1) & !(SLAB_SIZE - 1)) as *mut SlabHeader
+    pub(crate) fn of(ptr: NonNull<u8>) -> *mut Slab {
+        ((ptr.as_ptr() as usize - 1) & !(SLAB_SIZE - 1)) as *mut Slab
     }
 
     /// The slab a shard's metadata lives in.
     #[inline]
-    pub(crate) fn of_shard(shard: &Shard) -> &SlabHeader {
+    pub(crate) fn of_shard(shard: &Shard) -> &Slab {
         // SAFETY: shard metadata only exists inside slab headers, which start at the slab's
         // aligned base, and the slab outlives references to its shards.
-        unsafe { &*((shard as *const Shard as usize & !(SLAB_SIZE - 1)) as *const SlabHeader) }
+        unsafe { &*((shard as *const Shard as usize & !(SLAB_SIZE - 1)) as *const Slab) }
     }
 
     /// The address of the slab.
@@ -210,15 +210,15 @@ impl SlabHeader {
     }
 }
 
-impl<B: BaseAlloc> Slab<B> {
+impl<B: BaseAlloc> SlabWithRun<B> {
     /// Writes a fresh header at the start of `run` for `owner`. The slab's units are all free.
     ///
     /// # Safety
     ///
     /// `run` is a committed run owned by the caller whose first slab is not in use.
-    pub(crate) unsafe fn init(run: Slabs<B>, owner: usize) -> &'static SlabHeader {
+    pub(crate) unsafe fn init(run: SlabRun<B>, owner: usize) -> &'static Slab {
         let zeroed = run.is_zeroed();
-        let slab = run.pointer().as_ptr().cast::<Slab<B>>();
+        let slab = run.pointer().as_ptr().cast::<SlabWithRun<B>>();
         // SAFETY: the header lies at the start of the run, which is ours and committed; every
         // field is written before a reference to the header is made.
         unsafe {
@@ -250,9 +250,9 @@ impl<B: BaseAlloc> Slab<B> {
     ///
     /// `header` is the header of a slab of base `B`.
     #[inline]
-    pub(crate) unsafe fn from_header(header: &SlabHeader) -> &Slab<B> {
-        // SAFETY: `SlabHeader` is the first field of the `repr(C)` `Slab<B>`.
-        unsafe { &*(header as *const SlabHeader).cast::<Slab<B>>() }
+    pub(crate) unsafe fn from_header(header: &Slab) -> &SlabWithRun<B> {
+        // SAFETY: `Slab` is the first field of the `repr(C)` `SlabWithRun<B>`.
+        unsafe { &*(header as *const Slab).cast::<SlabWithRun<B>>() }
     }
 
     /// Moves the run token out, to give the slab back or abandon it.
@@ -261,7 +261,7 @@ impl<B: BaseAlloc> Slab<B> {
     ///
     /// The token is taken once; the slab header is not used again until a new token is
     /// stored with [`Slab::store_run`].
-    pub(crate) unsafe fn take_run(&self) -> Slabs<B> {
+    pub(crate) unsafe fn take_run(&self) -> SlabRun<B> {
         // SAFETY: the caller's contract; `init` or `store_run` wrote it.
         unsafe { ptr::read(self.run.as_ptr()) }
     }
@@ -271,9 +271,9 @@ impl<B: BaseAlloc> Slab<B> {
     /// # Safety
     ///
     /// The previous token was taken (`take_run`) and this is the same slab's run.
-    pub(crate) unsafe fn store_run(&self, run: Slabs<B>) {
+    pub(crate) unsafe fn store_run(&self, run: SlabRun<B>) {
         // SAFETY: the header is ours; the old token was moved out.
-        unsafe { (self.run.as_ptr() as *mut Slabs<B>).write(run) }
+        unsafe { (self.run.as_ptr() as *mut SlabRun<B>).write(run) }
     }
 }
 
@@ -285,13 +285,13 @@ impl<B: BaseAlloc> Slab<B> {
 /// As for [`Slab::init`]; `offset` is at least the header size and below the run's size plus
 /// one slab.
 pub(crate) unsafe fn init_huge<B: BaseAlloc>(
-    run: Slabs<B>,
+    run: SlabRun<B>,
     offset: usize,
-) -> (NonNull<u8>, &'static SlabHeader) {
+) -> (NonNull<u8>, &'static Slab) {
     let (zeroed, size) = (run.is_zeroed(), run.size());
     let start = run.pointer();
     // SAFETY: the caller's contract.
-    let slab = unsafe { Slab::<B>::init(run, NO_OWNER) };
+    let slab = unsafe { SlabWithRun::<B>::init(run, NO_OWNER) };
     slab.map_all_to_first();
     let shard = &slab.shards[0];
     // SAFETY: `offset` is inside (or at the end of) the run.
@@ -307,7 +307,7 @@ const _: () = {
     assert!(SHARDS_PER_SLAB <= 64, "the unit masks are u64");
     assert!(SHARDS_PER_SLAB < u16::MAX as usize);
     assert!(
-        size_of::<SlabHeader>() < SHARD_SIZE,
+        size_of::<Slab>() < SHARD_SIZE,
         "the header must leave room in unit 0"
     );
 };

@@ -8,16 +8,16 @@
 //! States:
 //! - `NORMAL`: the shard sits in its class queue; the owner collects the list when it runs out
 //!   of free blocks, so remote frees only push.
-//! - `FULL`: the owner moved the shard to its full list and will not look at it again unless
+//! - `PARKED`: the owner moved the shard to its full list and will not look at it again unless
 //!   told; the next remote free must tell it.
-//! - `NOTIFYING`: a remote freer has pushed onto a `FULL` shard and is now setting the shard's
+//! - `NOTIFYING`: a remote freer has pushed onto a `PARKED` shard and is now setting the shard's
 //!   bit in its slab's `notified` mask. While in this state the owner must not release the
 //!   shard (the freer is about to touch the slab header).
 //! - `NOTIFIED`: the notification is posted; further remote frees just push.
 //!
 //! # Invariants
-//! - Only the owner moves `NORMAL -> FULL` (and only while the list is empty) and
-//!   `NOTIFIED | FULL -> NORMAL`; only a remote freer moves `FULL -> NOTIFYING`, and only that
+//! - Only the owner moves `NORMAL -> PARKED` (and only while the list is empty) and
+//!   `NOTIFIED | PARKED -> NORMAL`; only a remote freer moves `PARKED -> NOTIFYING`, and only that
 //!   same freer moves `NOTIFYING -> NOTIFIED`. So exactly one notification is posted per full
 //!   episode, and a full shard can never miss a remote free: the push and the state change are
 //!   one CAS.
@@ -25,15 +25,15 @@
 //!   after, until it pops or counts them: see the shard invariant), so a shard (and its slab)
 //!   is only released once every remote free into it has been taken.
 //! - While the state is `NOTIFYING` the shard is not released (the owner waits it out in
-//!   [`ThreadFree::unmark_full`] before un-fulling, abandoning or releasing), so the freer's
+//!   [`ThreadFree::unpark`] before un-fulling, abandoning or releasing), so the freer's
 //!   write to the slab header lands in live memory.
 //! - That wait is the only place where a thread waits for another one's step, so `fork()`
-//!   must never catch a freer between `FULL -> NOTIFYING` and `NOTIFYING -> NOTIFIED`: that
+//!   must never catch a freer between `PARKED -> NOTIFYING` and `NOTIFYING -> NOTIFIED`: that
 //!   freer would not exist in the child, and the child's owner would wait for ever. Every
 //!   notifier is counted in the process-wide fork guard (`crate::fork`) from before its
-//!   `FULL -> NOTIFYING` CAS until after its `NOTIFIED` CAS, and the guard's `prepare` (run
+//!   `PARKED -> NOTIFYING` CAS until after its `NOTIFIED` CAS, and the guard's `prepare` (run
 //!   before `fork()` by ferroc-global's `pthread_atfork` handler) keeps new notifiers out and
-//!   waits until none is counted. A push that finds the shard not `FULL` never touches the
+//!   waits until none is counted. A push that finds the shard not `PARKED` never touches the
 //!   guard: the common remote free stays one CAS.
 //!
 //! # Orderings, and why each suffices
@@ -45,23 +45,23 @@
 //! - [`take`](ThreadFree::take): one `Acquire` `fetch_and` that keeps the state bits, paired
 //!   with the pushes' `Release`. Its `Relaxed` pre-check may read a stale empty list; that only
 //!   leaves the blocks for the next collect (they still count as used, so nothing is released
-//!   early), and a later `try_mark_full` CAS sees the real word and fails.
-//! - [`try_mark_full`](ThreadFree::try_mark_full): `Relaxed`. It publishes no data: the freer
-//!   that sees `FULL` touches only atomics of the slab header, which stays live because its
+//!   early), and a later `try_park` CAS sees the real word and fails.
+//! - [`try_park`](ThreadFree::try_park): `Relaxed`. It publishes no data: the freer
+//!   that sees `PARKED` touches only atomics of the slab header, which stays live because its
 //!   block still counts as used. The CAS compares the whole word, so it fails if any block
 //!   arrived, whatever the pre-check saw.
-//! - The fork guard's entry (in [`push_full`](ThreadFree::push_full), the cold push onto a
-//!   `FULL` shard) is
-//!   sequenced before the `FULL -> NOTIFYING` CAS and its exit after the `NOTIFIED` CAS; the
+//! - The fork guard's entry (in [`push_parked`](ThreadFree::push_parked), the cold push onto a
+//!   `PARKED` shard) is
+//!   sequenced before the `PARKED -> NOTIFYING` CAS and its exit after the `NOTIFIED` CAS; the
 //!   guard's own orderings (a `SeqCst`-fenced store-load pair, release/acquire on the count)
 //!   are explained in `fork.rs`. The push reloads the word after entering, since entering may
 //!   have waited out a fork.
 //! - [`notified`](ThreadFree::notified): `Release`, paired with the owner's `Acquire` loads
-//!   and CAS in [`unmark_full`](ThreadFree::unmark_full): the freer's write of the slab's
+//!   and CAS in [`unpark`](ThreadFree::unpark): the freer's write of the slab's
 //!   notified bit (its last access to the slab) happens-before the owner goes on to reuse,
 //!   abandon or release the shard. The slab's mask itself is only a hint of where to look
 //!   (`Release` `fetch_or`, `Acquire` `swap`): the owner acts on a shard only after
-//!   `unmark_full`, so a stale mask delays a notification, never loses one (the bit stays
+//!   `unpark`, so a stale mask delays a notification, never loses one (the bit stays
 //!   set until the owner swaps it out).
 //! - [`reset`](ThreadFree::reset): `Relaxed`, only while no other thread can reach the shard
 //!   (a new shard's blocks reach other threads only through the program's own
@@ -89,7 +89,7 @@ pub struct Block {
 /// The states of the thread-free word (its low two bits).
 pub const NORMAL: usize = 0;
 /// See the module docs.
-pub const FULL: usize = 1;
+pub const PARKED: usize = 1;
 /// See the module docs.
 pub const NOTIFYING: usize = 2;
 /// See the module docs.
@@ -101,10 +101,10 @@ const STATE: usize = 3;
 pub enum Pushed {
     /// Nothing: the owner will find the block.
     Done,
-    /// (From [`ThreadFree::push`] only.) Nothing was pushed: the shard is `FULL`, so this free
-    /// is a notification: call [`ThreadFree::push_full`].
-    Full,
-    /// (From [`ThreadFree::push_full`] only.) The shard was full: post the notification, then
+    /// (From [`ThreadFree::push`] only.) Nothing was pushed: the shard is `PARKED`, so this free
+    /// is a notification: call [`ThreadFree::push_parked`].
+    Parked,
+    /// (From [`ThreadFree::push_parked`] only.) The shard was parked: post the notification, then
     /// call [`ThreadFree::notified`].
     MustNotify,
 }
@@ -148,9 +148,9 @@ impl ThreadFree {
         (self.0.load(Ordering::Acquire) & !STATE) as *mut Block
     }
 
-    /// Pushes `block` (remote free: one CAS loop), unless the shard is `FULL`: then nothing is
-    /// pushed and the result is [`Pushed::Full`], and the caller goes on with
-    /// [`push_full`](Self::push_full), out of line, so that this path stays a leaf.
+    /// Pushes `block` (remote free: one CAS loop), unless the shard is `PARKED`: then nothing is
+    /// pushed and the result is [`Pushed::Parked`], and the caller goes on with
+    /// [`push_parked`](Self::push_parked), out of line, so that this path stays a leaf.
     ///
     /// # Safety
     ///
@@ -160,8 +160,8 @@ impl ThreadFree {
         let mut cur = self.0.load(Ordering::Relaxed);
         loop {
             let state = cur & STATE;
-            if state == FULL {
-                return Pushed::Full;
+            if state == PARKED {
+                return Pushed::Parked;
             }
             // SAFETY: the block is ours until the CAS publishes it.
             unsafe { (*block.as_ptr()).next = (cur & !STATE) as *mut Block };
@@ -176,9 +176,9 @@ impl ThreadFree {
         }
     }
 
-    /// The push of a remote free that found the shard `FULL`: counts itself into the fork
+    /// The push of a remote free that found the shard `PARKED`: counts itself into the fork
     /// guard first (so that no `fork()` happens while the shard is `NOTIFYING`), then pushes.
-    /// If the push moved `FULL -> NOTIFYING` the result is [`Pushed::MustNotify`] and the
+    /// If the push moved `PARKED -> NOTIFYING` the result is [`Pushed::MustNotify`] and the
     /// caller stays counted in until [`notified`](Self::notified); otherwise (the owner
     /// un-fulled the shard meanwhile) it is [`Pushed::Done`], and the guard is left at once.
     ///
@@ -187,7 +187,7 @@ impl ThreadFree {
     /// As for [`push`](Self::push).
     #[cold]
     #[inline(never)]
-    pub unsafe fn push_full(&self, block: NonNull<Block>) -> Pushed {
+    pub unsafe fn push_parked(&self, block: NonNull<Block>) -> Pushed {
         let guard = crate::fork::guard();
         guard.enter();
         // Reloaded: entering may have waited out a fork.
@@ -196,13 +196,13 @@ impl ThreadFree {
             let state = cur & STATE;
             // SAFETY: the block is ours until the CAS publishes it.
             unsafe { (*block.as_ptr()).next = (cur & !STATE) as *mut Block };
-            let new_state = if state == FULL { NOTIFYING } else { state };
+            let new_state = if state == PARKED { NOTIFYING } else { state };
             let new = block.as_ptr() as usize | new_state;
             match self
                 .0
                 .compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) if state == FULL => return Pushed::MustNotify,
+                Ok(_) if state == PARKED => return Pushed::MustNotify,
                 Ok(_) => {
                     guard.leave();
                     return Pushed::Done;
@@ -212,7 +212,7 @@ impl ThreadFree {
         }
     }
 
-    /// [`push`](Self::push), then [`push_full`](Self::push_full) if the shard was `FULL`:
+    /// [`push`](Self::push), then [`push_parked`](Self::push_parked) if the shard was `PARKED`:
     /// `Done` or `MustNotify` (for tests and models; the heap calls the two itself).
     ///
     /// # Safety
@@ -222,7 +222,7 @@ impl ThreadFree {
         // SAFETY: forwarded.
         match unsafe { self.push(block) } {
             // SAFETY: forwarded; nothing was pushed.
-            Pushed::Full => unsafe { self.push_full(block) },
+            Pushed::Parked => unsafe { self.push_parked(block) },
             done => done,
         }
     }
@@ -256,17 +256,17 @@ impl ThreadFree {
         (self.0.fetch_and(STATE, Ordering::Acquire) & !STATE) as *mut Block
     }
 
-    /// Owner: moves `NORMAL -> FULL` if the list is empty. Returns false (and changes nothing)
+    /// Owner: moves `NORMAL -> PARKED` if the list is empty. Returns false (and changes nothing)
     /// if blocks arrived, which the caller should collect instead.
-    pub fn try_mark_full(&self) -> bool {
+    pub fn try_park(&self) -> bool {
         self.0
-            .compare_exchange(NORMAL, FULL, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(NORMAL, PARKED, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     }
 
     /// Owner: waits out a notification in flight, then moves back to `NORMAL`. Returns the
-    /// state it left (`FULL`, `NOTIFIED` or `NORMAL`).
-    pub fn unmark_full(&self) -> usize {
+    /// state it left (`PARKED`, `NOTIFIED` or `NORMAL`).
+    pub fn unpark(&self) -> usize {
         let mut cur = self.0.load(Ordering::Acquire);
         loop {
             match cur & STATE {
@@ -416,7 +416,7 @@ mod loom_tests {
                 })
             };
             let mut got = Vec::new();
-            let marked = s.tf.try_mark_full();
+            let marked = s.tf.try_park();
             if !marked {
                 drain(s.tf.take(), &mut got);
             }
@@ -425,7 +425,7 @@ mod loom_tests {
                 // The freer must have notified, and the notification must be visible.
                 assert_eq!(r, Pushed::MustNotify);
                 assert_eq!(s.notified.load(Ordering::Acquire), 1);
-                assert_eq!(s.tf.unmark_full(), NOTIFIED);
+                assert_eq!(s.tf.unpark(), NOTIFIED);
             } else {
                 assert_eq!(r, Pushed::Done);
             }
@@ -482,7 +482,7 @@ mod loom_tests {
         /// A context dying (or done with a reclaimed slab): waits out a notification, collects,
         /// and abandons the slab if blocks are still live.
         fn abandon_or_release(&self) {
-            self.tf.unmark_full();
+            self.tf.unpark();
             if !self.collect_and_maybe_release() {
                 self.owner.store(0, Ordering::Relaxed);
                 self.abandoned().abandon(0);
@@ -495,7 +495,7 @@ mod loom_tests {
                 return false;
             }
             self.owner.store(id, Ordering::Relaxed);
-            self.tf.unmark_full();
+            self.tf.unpark();
             self.notified.store(0, Ordering::Relaxed);
             true
         }
@@ -547,10 +547,7 @@ mod loom_tests {
                 released: UnsafeCell::new(false),
                 collected: UnsafeCell::new(Vec::new()),
             });
-            assert!(
-                s.tf.try_mark_full(),
-                "the shard starts in its owner's full list"
-            );
+            assert!(s.tf.try_park(), "the shard starts in its owner's full list");
             let (b1, b2) = (block().as_ptr() as usize, block().as_ptr() as usize);
             let owner = {
                 let s = s.clone();
@@ -622,11 +619,11 @@ mod loom_tests {
                 })
                 .collect();
             let mut got = Vec::new();
-            let mut in_full = s.tf.try_mark_full();
+            let mut in_full = s.tf.try_park();
             if !in_full {
                 drain(s.tf.take(), &mut got);
             } else if s.notified.swap(0, Ordering::Acquire) != 0 {
-                assert_eq!(s.tf.unmark_full(), NOTIFIED);
+                assert_eq!(s.tf.unpark(), NOTIFIED);
                 in_full = false;
                 drain(s.tf.take(), &mut got);
             }
@@ -642,7 +639,7 @@ mod loom_tests {
                     "a remote free into a full shard was not notified"
                 );
                 assert_eq!(s.notified.swap(0, Ordering::Acquire), 1);
-                assert_eq!(s.tf.unmark_full(), NOTIFIED);
+                assert_eq!(s.tf.unpark(), NOTIFIED);
             }
             drain(s.tf.take(), &mut got);
             got.sort();
@@ -663,7 +660,7 @@ mod loom_tests {
                 tf: ThreadFree::new(),
                 notified: AtomicU64::new(0),
             });
-            assert!(s.tf.try_mark_full());
+            assert!(s.tf.try_park());
             let b = block().as_ptr() as usize;
             let freer = {
                 let s = s.clone();
@@ -677,12 +674,12 @@ mod loom_tests {
                     }
                 })
             };
-            let left = s.tf.unmark_full();
+            let left = s.tf.unpark();
             if left == NOTIFIED {
                 // The freer finished: its slab write is visible.
                 assert_eq!(s.notified.load(Ordering::Relaxed), 1);
             } else {
-                assert_eq!(left, FULL);
+                assert_eq!(left, PARKED);
             }
             freer.join().unwrap();
         });
@@ -700,7 +697,7 @@ mod loom_tests {
                 tf: ThreadFree::new(),
                 notified: AtomicU64::new(0),
             });
-            assert!(s.tf.try_mark_full());
+            assert!(s.tf.try_park());
             let b = block().as_ptr() as usize;
             let freer = {
                 let s = s.clone();
@@ -724,7 +721,7 @@ mod loom_tests {
                     if state == NOTIFIED {
                         assert_eq!(s.notified.load(Ordering::Relaxed), 1);
                     } else {
-                        assert_eq!(state, FULL);
+                        assert_eq!(state, PARKED);
                         assert_eq!(s.notified.load(Ordering::Relaxed), 0);
                     }
                     crate::fork::parent();
@@ -733,7 +730,7 @@ mod loom_tests {
             forker.join().unwrap();
             assert_eq!(freer.join().unwrap(), Pushed::MustNotify);
             assert_eq!(s.notified.load(Ordering::Acquire), 1);
-            assert_eq!(s.tf.unmark_full(), NOTIFIED);
+            assert_eq!(s.tf.unpark(), NOTIFIED);
             let mut got = Vec::new();
             drain(s.tf.take(), &mut got);
             assert_eq!(got, [b]);
@@ -755,7 +752,7 @@ mod loom_tests {
         model_with_preemptions("fork_two_notifiers", 1, || {
             let shards = Arc::new([ThreadFree::new(), ThreadFree::new()]);
             for tf in shards.iter() {
-                assert!(tf.try_mark_full());
+                assert!(tf.try_park());
             }
             let freers: Vec<_> = (0..2)
                 .map(|i| {
@@ -784,7 +781,7 @@ mod loom_tests {
                 f.join().unwrap();
             }
             for tf in shards.iter() {
-                assert_eq!(tf.unmark_full(), NOTIFIED);
+                assert_eq!(tf.unpark(), NOTIFIED);
             }
             assert_eq!(crate::fork::guard().in_flight(), 0);
         });
