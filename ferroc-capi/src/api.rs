@@ -6,6 +6,8 @@ use core::{
     ptr::{self, NonNull},
 };
 
+use ferroc_global::GlobalInstance;
+
 use crate::{GLOBAL, is_ferroc_pointer};
 
 /// `errno` of the calling thread.
@@ -30,12 +32,9 @@ fn page_size() -> usize {
 /// Allocates `size` bytes aligned to `align` (a power of two), or null with `ENOMEM`.
 #[inline(always)]
 pub(crate) fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
-    match Layout::from_size_align(size, align) {
-        Ok(layout) => {
-            let p = GLOBAL.alloc(layout);
-            if p.is_null() { enomem() } else { p.cast() }
-        }
-        Err(_) => enomem(),
+    match Layout::from_size_align(size, align).map(|layout| GLOBAL.allocate(layout)) {
+        Ok(Ok(p)) => p.as_ptr().cast(),
+        _ => enomem(),
     }
 }
 
@@ -62,12 +61,9 @@ pub extern "C" fn fe_calloc(n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else {
         return enomem();
     };
-    match Layout::from_size_align(total, 1) {
-        Ok(layout) => {
-            let p = GLOBAL.alloc_zeroed(layout);
-            if p.is_null() { enomem() } else { p.cast() }
-        }
-        Err(_) => enomem(),
+    match Layout::from_size_align(total, 1).map(|layout| GLOBAL.allocate_zeroed(layout)) {
+        Ok(Ok(p)) => p.as_ptr().cast(),
+        _ => enomem(),
     }
 }
 
@@ -78,7 +74,7 @@ pub extern "C" fn fe_calloc(n: usize, size: usize) -> *mut c_void {
 /// `p` is null, a live block of Ferroc, or a pointer Ferroc never handed out.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fe_free(p: *mut c_void) {
-    // SAFETY: forwarded.
+    // SAFETY: `p` is null, a live Ferroc block or a foreign pointer (this fn's contract).
     unsafe { free_impl(p) }
 }
 
@@ -90,8 +86,10 @@ pub unsafe extern "C" fn fe_free(p: *mut c_void) {
 #[inline(always)]
 pub(crate) unsafe fn free_impl(p: *mut c_void) {
     if is_ferroc_pointer(p.cast()) {
-        // SAFETY: a live Ferroc block (the caller's contract), non-null since mapped.
-        unsafe { GLOBAL.dealloc(NonNull::new_unchecked(p.cast())) }
+        // SAFETY: the slab map has `p`'s slab, and address 0 is never mapped.
+        let block = unsafe { NonNull::new_unchecked(p.cast()) };
+        // SAFETY: a pointer into Ferroc's memory is a live Ferroc block (this fn's contract).
+        unsafe { GLOBAL.free(block) }
     }
 }
 
@@ -102,7 +100,7 @@ pub(crate) unsafe fn free_impl(p: *mut c_void) {
 /// As for [`fe_free`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fe_free_sized(p: *mut c_void, _size: usize) {
-    // SAFETY: forwarded.
+    // SAFETY: `p` is null, a live Ferroc block or a foreign pointer (this fn's contract).
     unsafe { fe_free(p) }
 }
 
@@ -113,7 +111,7 @@ pub unsafe extern "C" fn fe_free_sized(p: *mut c_void, _size: usize) {
 /// As for [`fe_free`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fe_free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
-    // SAFETY: forwarded.
+    // SAFETY: `p` is null, a live Ferroc block or a foreign pointer (this fn's contract).
     unsafe { fe_free(p) }
 }
 
@@ -133,16 +131,23 @@ pub unsafe extern "C" fn fe_realloc(p: *mut c_void, size: usize) -> *mut c_void 
         return enomem();
     }
     if size == 0 {
-        // SAFETY: a live Ferroc block.
-        unsafe { GLOBAL.dealloc(block) };
+        // SAFETY: a non-null pointer into Ferroc's memory is a live Ferroc block (this fn's
+        // contract).
+        unsafe { GLOBAL.free(block) };
         return ptr::null_mut();
     }
-    let Ok(layout) = Layout::from_size_align(size, 1) else {
+    let Ok(new) = Layout::from_size_align(size, 1) else {
         return enomem();
     };
-    // SAFETY: a live Ferroc block; its usable size is what it holds.
-    let r = unsafe { GLOBAL.realloc(block, GLOBAL.usable_size(block), layout) };
-    if r.is_null() { enomem() } else { r.cast() }
+    // SAFETY: a live Ferroc block (this fn's contract, and it is in Ferroc's memory).
+    let held = unsafe { GLOBAL.usable_size(block) };
+    // SAFETY: `held` bytes lie inside one mapping, so they fit in `isize`; align 1 is valid.
+    let old = unsafe { Layout::from_size_align_unchecked(held, 1) };
+    // SAFETY: a live Ferroc block holding `held` bytes, as `old` says.
+    match unsafe { GLOBAL.reallocate(block, old, new) } {
+        Ok(r) => r.as_ptr().cast(),
+        Err(_) => enomem(),
+    }
 }
 
 /// `reallocarray`: `realloc(p, n * size)` with overflow checked (`ENOMEM`).
@@ -153,7 +158,7 @@ pub unsafe extern "C" fn fe_realloc(p: *mut c_void, size: usize) -> *mut c_void 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fe_reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
-        // SAFETY: forwarded.
+        // SAFETY: `p` is null or a live Ferroc block (this fn's contract).
         Some(total) => unsafe { fe_realloc(p, total) },
         None => enomem(),
     }
@@ -180,7 +185,7 @@ pub unsafe extern "C" fn fe_posix_memalign(
         set_errno(saved);
         return libc::ENOMEM;
     }
-    // SAFETY: the caller's contract.
+    // SAFETY: `out` is valid for a pointer write (this fn's contract).
     unsafe { *out = p };
     0
 }
@@ -238,8 +243,10 @@ pub unsafe extern "C" fn fe_malloc_usable_size(p: *const c_void) -> usize {
     if !is_ferroc_pointer(p.cast()) {
         return 0;
     }
-    // SAFETY: a live Ferroc block (non-null since mapped).
-    unsafe { GLOBAL.usable_size(NonNull::new_unchecked(p as *mut u8)) }
+    // SAFETY: the slab map has `p`'s slab, and address 0 is never mapped.
+    let block = unsafe { NonNull::new_unchecked(p as *mut u8) };
+    // SAFETY: a pointer into Ferroc's memory is a live Ferroc block (this fn's contract).
+    unsafe { GLOBAL.usable_size(block) }
 }
 
 /// `strdup` with Ferroc's memory.
@@ -268,7 +275,7 @@ pub unsafe extern "C" fn fe_strndup(s: *const c_char, n: usize) -> *mut c_char {
     if s.is_null() {
         return ptr::null_mut();
     }
-    // SAFETY: the caller's contract.
+    // SAFETY: `s` holds a NUL or `n` readable bytes (this fn's contract), all strnlen reads.
     let len = unsafe { libc::strnlen(s, n) };
     // SAFETY: `len` bytes are readable.
     unsafe { copy_string(s, len) }
@@ -285,11 +292,11 @@ unsafe fn copy_string(s: *const c_char, n: usize) -> *mut c_char {
     };
     let p = fe_malloc(size).cast::<c_char>();
     if !p.is_null() {
-        // SAFETY: `p` holds `n + 1` bytes, distinct from `s`.
-        unsafe {
-            ptr::copy_nonoverlapping(s, p, n);
-            *p.add(n) = 0;
-        }
+        // SAFETY: `n` bytes at `s` are readable (this fn's contract); `p` is a new block of
+        // `n + 1` bytes, so writable and distinct from `s`.
+        unsafe { ptr::copy_nonoverlapping(s, p, n) };
+        // SAFETY: byte `n` is the last of the `n + 1` bytes of `p`.
+        unsafe { p.add(n).write(0) };
     }
     p
 }
@@ -303,7 +310,8 @@ unsafe fn copy_string(s: *const c_char, n: usize) -> *mut c_char {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fe_realpath(path: *const c_char, resolved: *mut c_char) -> *mut c_char {
     if !resolved.is_null() {
-        // SAFETY: the caller's contract.
+        // SAFETY: `path` is NUL-terminated and `resolved` holds PATH_MAX bytes (this fn's
+        // contract).
         return unsafe { libc::realpath(path, resolved) };
     }
     let mut buf = [0 as c_char; libc::PATH_MAX as usize];

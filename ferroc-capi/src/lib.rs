@@ -46,7 +46,7 @@ use ferroc_base::{
     BaseAlloc, Chunk, Mmap, MmapError,
     sync::atomic::{AtomicU64, Ordering},
 };
-use ferroc_global::ThreadGlobal;
+use ferroc_global::{GlobalInstance, ThreadGlobal};
 use ferroc_heap::Context;
 
 /// Address bits covered by the slab map: user space on x86-64 and most 64-bit Linux.
@@ -119,12 +119,14 @@ unsafe impl BaseAlloc for Tracked {
     }
 
     unsafe fn commit(&self, ptr: NonNull<u8>, len: usize) -> Result<(), MmapError> {
-        // SAFETY: forwarded.
+        // SAFETY: the range is page-aligned and inside a live chunk of ours (this fn's
+        // contract), and each of our chunks is a live Mmap chunk.
         unsafe { Mmap.commit(ptr, len) }
     }
 
     unsafe fn decommit(&self, ptr: NonNull<u8>, len: usize) -> bool {
-        // SAFETY: forwarded.
+        // SAFETY: the range is page-aligned, inside a live chunk of ours and its contents are
+        // not read again (this fn's contract); each of our chunks is a live Mmap chunk.
         unsafe { Mmap.decommit(ptr, len) }
     }
 
@@ -133,7 +135,9 @@ unsafe impl BaseAlloc for Tracked {
     }
 
     unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
-        // SAFETY: forwarded; both ranges stay inside their chunks, so the map is unchanged.
+        // SAFETY: both ranges are page-aligned, disjoint, unused and inside live chunks of ours
+        // (this fn's contract), which are live Mmap chunks; the map is unchanged, as the
+        // ranges stay inside their chunks.
         unsafe { Mmap.move_pages(from, to, len) }
     }
 }
@@ -143,7 +147,8 @@ pub(crate) static GLOBAL: ThreadGlobal<Tracked, IeSlot> =
     ThreadGlobal::new(&GLOBAL, Tracked, on_thread_exit, on_process_exit);
 
 unsafe extern "C" fn on_thread_exit(slot: *mut core::ffi::c_void) {
-    // SAFETY: our pthread key only ever holds our slots.
+    // SAFETY: our pthread key only ever holds the slots `GLOBAL` registered, and its destructor
+    // passes the exiting thread's own.
     unsafe { GLOBAL.on_thread_exit(slot) }
 }
 
@@ -172,7 +177,7 @@ mod ie {
 
     /// Where the placeholder context lies inside [`GLOBAL`] (for the slot's initial value).
     const PLACEHOLDER_OFFSET: usize = {
-        let placeholder = ThreadGlobal::placeholder_of(&GLOBAL).cast::<u8>();
+        let placeholder = ThreadGlobal::idle_of(&GLOBAL).cast::<u8>();
         let global = (&raw const GLOBAL).cast::<u8>();
         // SAFETY: both pointers lie in the static GLOBAL, the placeholder being a field of it.
         unsafe { placeholder.offset_from(global) as usize }
@@ -225,7 +230,7 @@ mod ie {
 
     #[inline(always)]
     pub fn set(cx: *const Cx, _placeholder: *const Cx) {
-        // SAFETY: as above.
+        // SAFETY: `fs:offset` is this thread's slot (initial-exec TLS), 8 bytes it owns.
         unsafe {
             core::arch::asm!(
                 "mov qword ptr fs:[{off}], {v}",

@@ -15,7 +15,8 @@ macro_rules! forward {
         /// The C contract of this function.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) $(-> $ret)? {
-            // SAFETY: the same contract as the function forwarded to.
+            // SAFETY: this function's C contract (its `# Safety`) is the one `$target`
+            // requires, with the same arguments.
             #[allow(unused_unsafe)]
             unsafe { $target($($arg),*) }
         }
@@ -35,7 +36,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `p` is null, a live block of Ferroc, or a pointer Ferroc never handed out.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    // SAFETY: the caller's contract.
+    // SAFETY: `p` is null, a live Ferroc block or a foreign pointer (this fn's contract).
     unsafe { free_impl(p) }
 }
 

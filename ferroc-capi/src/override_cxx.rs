@@ -94,7 +94,8 @@ macro_rules! cxx_delete {
         #[unsafe(no_mangle)]
         #[allow(unused_variables)]
         pub unsafe extern "C" fn $name(p: *mut c_void $(, $arg: $ty)*) {
-            // SAFETY: the caller's contract.
+            // SAFETY: `p` is null or a live Ferroc block (this fn's contract), which is all
+            // `free_impl` needs.
             unsafe { free_impl(p) }
         }
     )*};

@@ -1,20 +1,23 @@
-//! Pieces both kinds of global share.
+//! Pieces of the thread-local instance (feature `std`) kept apart from its logic: the idle
+//! context every thread's slot starts at, and the counters of exited threads.
 
 use ferroc_base::BaseAlloc;
 use ferroc_heap::Context;
 
-/// A context shared between threads read-only: the placeholder every thread-local slot starts
-/// at (which only ever serves reads: an empty direct table, frees that take the remote path),
-/// or, for a single-threaded global, the one context.
-pub struct Placeholder<B: BaseAlloc + 'static>(pub Context<'static, B>);
+/// The read-only context a thread's slot points at before the thread has a context of its
+/// own (one per [`ThreadGlobal`](crate::ThreadGlobal), shared by every thread). It never
+/// allocates: its direct table points at the empty shard, so allocation through it takes the
+/// slow path, which gives the thread its own context; frees through it take the remote path
+/// (its id owns no slab) and size queries only read it.
+pub struct IdleContext<B: BaseAlloc + 'static>(pub Context<'static, B>);
 
-// SAFETY: for the thread placeholder, no thread ever writes to it (allocation goes to the
-// slow path, which replaces it; frees and size queries only read it). A single-threaded global
-// is only sound when used from one thread at a time, which its `unsafe` opt-in promises.
-unsafe impl<B: BaseAlloc + 'static> Sync for Placeholder<B> {}
+// SAFETY: no thread ever writes to an idle context: it is made by `Context::new_read_only`,
+// whose allocation fast path always fails without writing, and the instance never hands it
+// to the slow paths that would write (they use the thread's own context); frees and size
+// queries through it only read it.
+unsafe impl<B: BaseAlloc + 'static> Sync for IdleContext<B> {}
 
 /// Counters of exited threads, and the once-only `FERROC_SHOW_STATS` registration.
-#[cfg(feature = "std")]
 pub struct Retired {
     #[cfg(feature = "stat")]
     counts: [ferroc_base::sync::atomic::AtomicU64; 4 * ferroc_heap::stat::KINDS],
@@ -22,7 +25,6 @@ pub struct Retired {
     show_registered: ferroc_base::sync::atomic::AtomicBool,
 }
 
-#[cfg(feature = "std")]
 impl Retired {
     pub const fn new() -> Self {
         Retired {
@@ -80,7 +82,6 @@ impl Retired {
     }
 }
 
-#[cfg(feature = "std")]
 impl Default for Retired {
     fn default() -> Self {
         Self::new()

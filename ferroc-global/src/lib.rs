@@ -47,11 +47,13 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
 mod common;
 #[cfg(feature = "libc")]
 mod exit;
 #[cfg(feature = "libc")]
 mod fork;
+mod instance;
 #[cfg(feature = "std")]
 pub mod pool;
 #[cfg(feature = "libc")]
@@ -60,6 +62,7 @@ mod single;
 #[cfg(feature = "std")]
 mod thread;
 
+pub use instance::{GlobalInstance, InstanceHandle};
 pub use single::SingleGlobal;
 #[cfg(feature = "std")]
 pub use thread::{ThreadGlobal, ThreadSlot};
@@ -73,12 +76,12 @@ pub use ferroc_heap::Stats;
 pub mod __private {
     #[cfg(feature = "allocator-api2")]
     pub use allocator_api2;
-    pub use core::{alloc::GlobalAlloc, alloc::Layout, cell::Cell, ffi::c_void, ptr::NonNull};
+    pub use core::{alloc::GlobalAlloc, alloc::Layout, cell::Cell, ffi::c_void, ptr, ptr::NonNull};
     pub use ferroc_heap::{__impl_allocator, AllocError, Context};
     #[cfg(feature = "std")]
     pub use std::thread_local;
 
-    pub use crate::SingleGlobal;
+    pub use crate::{GlobalInstance, InstanceHandle, SingleGlobal};
     #[cfg(feature = "std")]
     pub use crate::{ThreadGlobal, ThreadSlot};
 }
@@ -97,13 +100,15 @@ pub mod __private {
 ///   thread-local storage, nothing to do at thread exit: for bare metal and single-threaded
 ///   programs. `unsafe` because the program must never allocate from two threads at once.
 ///
-/// The type is a unit struct with `GlobalAlloc`, the inherent methods `allocate`,
-/// `allocate_zeroed`, `deallocate`, `reallocate`, `free`, `usable_size`, `collect`, `arenas`
-/// and (feature `stat`) `stats`, and the `Allocator` trait for `&$Name` (feature
-/// `allocator-api2`). It expands to stable Rust only.
+/// The type is a unit struct standing for a static instance ([`InstanceHandle`]), so it has
+/// the whole [`GlobalInstance`] API (`allocate`, `allocate_zeroed`, `deallocate`, `free`,
+/// `reallocate`, `usable_size`, `collect`, `arenas` and, feature `stat`, `stats`; bring the
+/// trait into scope to call them), `GlobalAlloc`, and the `Allocator` trait for `&$Name`
+/// (feature `allocator-api2`). It expands to stable Rust only.
 ///
 /// ```
 /// use ferroc_base::Mmap;
+/// use ferroc_global::GlobalInstance;
 ///
 /// ferroc_global::config!(pub MyAlloc: Mmap = Mmap);
 ///
@@ -124,41 +129,35 @@ macro_rules! config {
                 __p::ThreadGlobal::new(&__GLOBAL, $base, __on_thread_exit, __on_process_exit);
             __p::thread_local! {
                 static __TLS: __p::Cell<*const __p::Context<'static, $B>> =
-                    const { __p::Cell::new(__p::ThreadGlobal::placeholder_of(&__GLOBAL)) };
+                    const { __p::Cell::new(__p::ThreadGlobal::idle_of(&__GLOBAL)) };
             }
-            struct __Slot;
-            // SAFETY: a const-initialised, destructor-free thread-local: reading it never
-            // allocates or fails, also during thread-local destruction (then `try_with` falls
-            // back to the placeholder).
+            /// The type's thread-local slot (public, but unnameable outside this block, as
+            /// the handle's instance type names it).
+            #[doc(hidden)]
+            pub struct __Slot;
+            // SAFETY: a const-initialised, destructor-free thread-local starting at the idle
+            // context: reading it never allocates or fails, also during thread-local
+            // destruction (then `try_with` falls back to the idle context).
             unsafe impl __p::ThreadSlot<$B> for __Slot {
                 #[inline(always)]
-                fn get(
-                    placeholder: *const __p::Context<'static, $B>,
-                ) -> *const __p::Context<'static, $B> {
-                    __TLS.try_with(__p::Cell::get).unwrap_or(placeholder)
+                fn get(idle: *const __p::Context<'static, $B>) -> *const __p::Context<'static, $B> {
+                    __TLS.try_with(__p::Cell::get).unwrap_or(idle)
                 }
                 #[inline(always)]
-                fn set(
-                    cx: *const __p::Context<'static, $B>,
-                    _placeholder: *const __p::Context<'static, $B>,
-                ) {
+                fn set(cx: *const __p::Context<'static, $B>, _idle: *const __p::Context<'static, $B>) {
                     let _ = __TLS.try_with(|c| c.set(cx));
                 }
             }
             unsafe extern "C" fn __on_thread_exit(slot: *mut __p::c_void) {
-                // SAFETY: the pthread key of this instance only ever holds its slots.
+                // SAFETY: the pthread key of this instance only ever holds the slots its
+                // `init_thread` registered, and the key's destructor passes the exiting
+                // thread's own.
                 unsafe { __GLOBAL.on_thread_exit(slot) }
             }
             extern "C" fn __on_process_exit() {
-                __GLOBAL.show_stats();
+                __p::GlobalInstance::show_stats(&__GLOBAL);
             }
-            impl $name {
-                #[inline(always)]
-                fn __global() -> &'static __p::ThreadGlobal<$B, __Slot> {
-                    &__GLOBAL
-                }
-            }
-            $crate::__global_api!($name, $B);
+            $crate::__global_api!($name, __p::ThreadGlobal<$B, __Slot>);
         };
     };
     ($(#[$attr:meta])* $vis:vis $name:ident : $B:ty = $base:expr ; thread_exit = unsafe none $(;)?) => {
@@ -167,21 +166,19 @@ macro_rules! config {
         $vis struct $name;
         const _: () = {
             use $crate::__private as __p;
-            static __GLOBAL: __p::SingleGlobal<$B> = __p::SingleGlobal::new(&__GLOBAL, $base);
-            impl $name {
-                #[inline(always)]
-                fn __global() -> &'static __p::SingleGlobal<$B> {
-                    &__GLOBAL
-                }
-            }
-            $crate::__global_api!($name, $B);
+            static __GLOBAL: __p::SingleGlobal<$B> =
+                // SAFETY: `thread_exit = unsafe none` is the user's promise that the program
+                // never allocates from two threads at once.
+                unsafe { __p::SingleGlobal::new(&__GLOBAL, $base) };
+            $crate::__global_api!($name, __p::SingleGlobal<$B>);
         };
     };
 }
 
 /// Like [`config!`], but defines a module holding the allocator type (named `Ferroc` inside
 /// it) and free functions over it: `allocate`, `allocate_zeroed`, `deallocate`, `free`,
-/// `reallocate`, `usable_size`, `collect` and (feature `stat`) `stats`.
+/// `reallocate`, `usable_size`, `collect` and (feature `stat`) `stats`, each the
+/// [`GlobalInstance`] method of the same name.
 ///
 /// ```
 /// ferroc_global::config_mod!(pub mod my_alloc: ferroc_base::Mmap = ferroc_base::Mmap);
@@ -198,62 +195,65 @@ macro_rules! config_mod {
         $vis mod $m {
             #[allow(unused_imports)]
             use super::*;
+            use $crate::GlobalInstance as _;
+            use core::{alloc::Layout, ptr::NonNull};
             $crate::config!(
                 /// The allocator of this module.
                 pub Ferroc: $B = $base $(; thread_exit = $($exit)+)?
             );
-            /// See the type's method of the same name.
+            /// [`GlobalInstance::allocate`]($crate::GlobalInstance::allocate).
             #[inline]
-            pub fn allocate(layout: core::alloc::Layout) -> Result<core::ptr::NonNull<u8>, $crate::AllocError> {
+            pub fn allocate(layout: Layout) -> Result<NonNull<u8>, $crate::AllocError> {
                 Ferroc.allocate(layout)
             }
-            /// See the type's method of the same name.
-            pub fn allocate_zeroed(layout: core::alloc::Layout) -> Result<core::ptr::NonNull<u8>, $crate::AllocError> {
+            /// [`GlobalInstance::allocate_zeroed`]($crate::GlobalInstance::allocate_zeroed).
+            pub fn allocate_zeroed(layout: Layout) -> Result<NonNull<u8>, $crate::AllocError> {
                 Ferroc.allocate_zeroed(layout)
             }
-            /// See the type's method of the same name.
+            /// [`GlobalInstance::deallocate`]($crate::GlobalInstance::deallocate).
             ///
             /// # Safety
             ///
-            /// `ptr` is a live block of this allocator allocated with `layout`.
+            /// `ptr` is a live block of this allocator, freed once.
             #[inline]
-            pub unsafe fn deallocate(ptr: core::ptr::NonNull<u8>, layout: core::alloc::Layout) {
-                // SAFETY: forwarded.
+            pub unsafe fn deallocate(ptr: NonNull<u8>, layout: Layout) {
+                // SAFETY: `ptr` is a live block of `Ferroc`, freed once (this fn's contract).
                 unsafe { Ferroc.deallocate(ptr, layout) }
             }
-            /// See the type's method of the same name.
+            /// [`GlobalInstance::free`]($crate::GlobalInstance::free).
             ///
             /// # Safety
             ///
-            /// `ptr` is a live block of this allocator.
+            /// `ptr` is a live block of this allocator, freed once.
             #[inline]
-            pub unsafe fn free(ptr: core::ptr::NonNull<u8>) {
-                // SAFETY: forwarded.
+            pub unsafe fn free(ptr: NonNull<u8>) {
+                // SAFETY: `ptr` is a live block of `Ferroc`, freed once (this fn's contract).
                 unsafe { Ferroc.free(ptr) }
             }
-            /// See the type's method of the same name.
+            /// [`GlobalInstance::reallocate`]($crate::GlobalInstance::reallocate).
             ///
             /// # Safety
             ///
             /// `ptr` is a live block of this allocator allocated with `old`.
             pub unsafe fn reallocate(
-                ptr: core::ptr::NonNull<u8>,
-                old: core::alloc::Layout,
-                new: core::alloc::Layout,
-            ) -> Result<core::ptr::NonNull<u8>, $crate::AllocError> {
-                // SAFETY: forwarded.
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<u8>, $crate::AllocError> {
+                // SAFETY: `ptr` is a live block of `Ferroc` allocated with `old` (this fn's
+                // contract).
                 unsafe { Ferroc.reallocate(ptr, old, new) }
             }
-            /// See the type's method of the same name.
+            /// [`GlobalInstance::usable_size`]($crate::GlobalInstance::usable_size).
             ///
             /// # Safety
             ///
             /// `ptr` is a live block of this allocator.
-            pub unsafe fn usable_size(ptr: core::ptr::NonNull<u8>) -> usize {
-                // SAFETY: forwarded.
+            pub unsafe fn usable_size(ptr: NonNull<u8>) -> usize {
+                // SAFETY: `ptr` is a live block of `Ferroc` (this fn's contract).
                 unsafe { Ferroc.usable_size(ptr) }
             }
-            /// See the type's method of the same name.
+            /// [`GlobalInstance::collect`]($crate::GlobalInstance::collect).
             pub fn collect(force: bool) {
                 Ferroc.collect(force)
             }
@@ -262,90 +262,18 @@ macro_rules! config_mod {
     };
 }
 
-/// The inherent API, `GlobalAlloc` and `Allocator` of a generated type.
+/// What makes a generated unit type an allocator: [`InstanceHandle`] (and through it the
+/// [`GlobalInstance`] API), `GlobalAlloc`, and `Allocator` for `&$name`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __global_api {
-    ($name:ident, $B:ty) => {
-        impl $name {
-            /// Allocates a block for `layout` (any size and power-of-two alignment).
-            #[inline]
-            pub fn allocate(
-                &self,
-                layout: __p::Layout,
-            ) -> ::core::result::Result<__p::NonNull<u8>, __p::AllocError> {
-                __p::NonNull::new(Self::__global().alloc(layout)).ok_or(__p::AllocError)
+    ($name:ident, $G:ty) => {
+        impl __p::InstanceHandle for $name {
+            type Instance = $G;
+            #[inline(always)]
+            fn instance() -> &'static $G {
+                &__GLOBAL
             }
-
-            /// Allocates a zero-filled block.
-            pub fn allocate_zeroed(
-                &self,
-                layout: __p::Layout,
-            ) -> ::core::result::Result<__p::NonNull<u8>, __p::AllocError> {
-                __p::NonNull::new(Self::__global().alloc_zeroed(layout)).ok_or(__p::AllocError)
-            }
-
-            /// Frees a block allocated with `layout`.
-            ///
-            /// # Safety
-            ///
-            /// `ptr` is a live block of this allocator.
-            #[inline]
-            pub unsafe fn deallocate(&self, ptr: __p::NonNull<u8>, _layout: __p::Layout) {
-                // SAFETY: forwarded.
-                unsafe { Self::__global().dealloc(ptr) }
-            }
-
-            /// Frees a block without its layout.
-            ///
-            /// # Safety
-            ///
-            /// `ptr` is a live block of this allocator.
-            #[inline]
-            pub unsafe fn free(&self, ptr: __p::NonNull<u8>) {
-                // SAFETY: forwarded.
-                unsafe { Self::__global().dealloc(ptr) }
-            }
-
-            /// Resizes a block (in place when its class allows).
-            ///
-            /// # Safety
-            ///
-            /// `ptr` is a live block of this allocator allocated with `old`.
-            pub unsafe fn reallocate(
-                &self,
-                ptr: __p::NonNull<u8>,
-                old: __p::Layout,
-                new: __p::Layout,
-            ) -> ::core::result::Result<__p::NonNull<u8>, __p::AllocError> {
-                // SAFETY: forwarded.
-                let p = unsafe { Self::__global().realloc(ptr, old.size(), new) };
-                __p::NonNull::new(p).ok_or(__p::AllocError)
-            }
-
-            /// The usable size of a live block (at least what was asked for).
-            ///
-            /// # Safety
-            ///
-            /// `ptr` is a live block of this allocator.
-            #[inline]
-            pub unsafe fn usable_size(&self, ptr: __p::NonNull<u8>) -> usize {
-                // SAFETY: forwarded.
-                unsafe { Self::__global().usable_size(ptr) }
-            }
-
-            /// Collects the calling thread's heap; `force` also takes over abandoned slabs and
-            /// returns free memory to the base at once.
-            pub fn collect(&self, force: bool) {
-                Self::__global().collect(force)
-            }
-
-            /// The arenas behind this allocator.
-            pub fn arenas(&self) -> &'static $crate::__private_arenas::Arenas<$B> {
-                Self::__global().arenas()
-            }
-
-            $crate::__stats_method!();
         }
 
         // SAFETY: blocks are valid, aligned and disjoint until freed; `alloc` never unwinds and
@@ -353,16 +281,21 @@ macro_rules! __global_api {
         unsafe impl __p::GlobalAlloc for $name {
             #[inline(always)]
             unsafe fn alloc(&self, layout: __p::Layout) -> *mut u8 {
-                Self::__global().alloc(layout)
+                __p::GlobalInstance::allocate(self, layout)
+                    .map_or(__p::ptr::null_mut(), __p::NonNull::as_ptr)
             }
             #[inline]
             unsafe fn alloc_zeroed(&self, layout: __p::Layout) -> *mut u8 {
-                Self::__global().alloc_zeroed(layout)
+                __p::GlobalInstance::allocate_zeroed(self, layout)
+                    .map_or(__p::ptr::null_mut(), __p::NonNull::as_ptr)
             }
             #[inline(always)]
-            unsafe fn dealloc(&self, ptr: *mut u8, _layout: __p::Layout) {
-                // SAFETY: GlobalAlloc's contract: a live block of ours.
-                unsafe { Self::__global().dealloc(__p::NonNull::new_unchecked(ptr)) }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: __p::Layout) {
+                // SAFETY: GlobalAlloc's contract: `ptr` is a live block of this allocator, so
+                // non-null.
+                let ptr = unsafe { __p::NonNull::new_unchecked(ptr) };
+                // SAFETY: GlobalAlloc's contract: a live block of ours, freed once.
+                unsafe { __p::GlobalInstance::deallocate(self, ptr, layout) }
             }
             #[inline]
             unsafe fn realloc(
@@ -371,15 +304,16 @@ macro_rules! __global_api {
                 layout: __p::Layout,
                 new_size: usize,
             ) -> *mut u8 {
-                // SAFETY: GlobalAlloc's contract: a live block of ours, `new_size` valid with
-                // the same alignment.
-                unsafe {
-                    Self::__global().realloc(
-                        __p::NonNull::new_unchecked(ptr),
-                        layout.size(),
-                        __p::Layout::from_size_align_unchecked(new_size, layout.align()),
-                    )
-                }
+                // SAFETY: GlobalAlloc's contract: `ptr` is a live block of this allocator, so
+                // non-null.
+                let ptr = unsafe { __p::NonNull::new_unchecked(ptr) };
+                // SAFETY: GlobalAlloc's contract: `new_size`, rounded up to `layout.align()`,
+                // does not overflow `isize`, and the alignment is a valid one.
+                let new =
+                    unsafe { __p::Layout::from_size_align_unchecked(new_size, layout.align()) };
+                // SAFETY: GlobalAlloc's contract: a live block of ours allocated with `layout`.
+                unsafe { __p::GlobalInstance::reallocate(self, ptr, layout, new) }
+                    .map_or(__p::ptr::null_mut(), __p::NonNull::as_ptr)
             }
         }
 
@@ -387,20 +321,20 @@ macro_rules! __global_api {
     };
 }
 
-#[doc(hidden)]
-pub use ferroc_arena as __private_arenas;
-
 #[cfg(feature = "allocator-api2")]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __allocator_api2_impl {
     ($name:ident) => {
-        __p::__impl_allocator!(
-            __p::allocator_api2::alloc::Allocator,
-            __p::allocator_api2::alloc::AllocError,
-            [],
-            &$name
-        );
+        const _: () = {
+            use __p::GlobalInstance as _;
+            __p::__impl_allocator!(
+                __p::allocator_api2::alloc::Allocator,
+                __p::allocator_api2::alloc::AllocError,
+                [],
+                &$name
+            );
+        };
     };
 }
 
@@ -414,28 +348,9 @@ macro_rules! __allocator_api2_impl {
 #[cfg(feature = "stat")]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __stats_method {
-    () => {
-        /// Statistics over every thread (feature `stat`).
-        pub fn stats(&self) -> $crate::Stats {
-            Self::__global().stats()
-        }
-    };
-}
-
-#[cfg(not(feature = "stat"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __stats_method {
-    () => {};
-}
-
-#[cfg(feature = "stat")]
-#[doc(hidden)]
-#[macro_export]
 macro_rules! __stats_fn {
     () => {
-        /// Statistics over every thread (feature `stat`).
+        /// [`GlobalInstance::stats`]($crate::GlobalInstance::stats).
         pub fn stats() -> $crate::Stats {
             Ferroc.stats()
         }

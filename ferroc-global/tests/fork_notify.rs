@@ -6,6 +6,7 @@
 //! that shard. Ferroc's `pthread_atfork` handlers keep that from happening; this test forks
 //! many times while eight threads free the forker's blocks, and each child un-fulls every full
 //! shard (`collect(true)`), allocates and exits. An alarm kills a child that hangs.
+use ferroc_global::GlobalInstance;
 use std::{
     sync::{
         Arc,

@@ -1,5 +1,6 @@
 //! Threads coming and going under Ferroc as the process allocator: memory of exited threads is
 //! reused, a thread's heap is handed back at exit, and `fork` leaves a working child.
+use ferroc_global::GlobalInstance;
 use std::{
     alloc::Layout,
     sync::{Mutex, mpsc},

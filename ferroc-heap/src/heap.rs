@@ -99,7 +99,8 @@ impl<'c, 'a, B: BaseAlloc> Heap<'c, 'a, B> {
     /// `ptr` was allocated by a heap over the same `Arenas` and is freed once.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, _layout: Layout) {
-        // SAFETY: forwarded.
+        // SAFETY: `ptr` is a live block over the same `Arenas`, freed once (this fn's
+        // contract), which is what `Context::free` needs.
         unsafe { self.cx.free(ptr) }
     }
 
@@ -107,10 +108,11 @@ impl<'c, 'a, B: BaseAlloc> Heap<'c, 'a, B> {
     ///
     /// # Safety
     ///
-    /// As for [`deallocate`](Self::deallocate).
+    /// `ptr` was allocated by a heap over the same `Arenas` and is freed once.
     #[inline]
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
-        // SAFETY: forwarded.
+        // SAFETY: `ptr` is a live block over the same `Arenas`, freed once (this fn's
+        // contract), which is what `Context::free` needs.
         unsafe { self.cx.free(ptr) }
     }
 
@@ -126,7 +128,8 @@ impl<'c, 'a, B: BaseAlloc> Heap<'c, 'a, B> {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: forwarded.
+        // SAFETY: `ptr` is a live block over the same `Arenas` allocated with `old`, so it
+        // holds at least `old.size()` bytes (this fn's contract).
         unsafe { self.cx.reallocate(ptr, old.size(), new) }.ok_or(AllocError)
     }
 
@@ -136,7 +139,7 @@ impl<'c, 'a, B: BaseAlloc> Heap<'c, 'a, B> {
     ///
     /// `ptr` is a live block of a heap over the same `Arenas`.
     pub unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
-        // SAFETY: forwarded.
+        // SAFETY: `ptr` is a live block over the same `Arenas` (this fn's contract).
         unsafe { self.cx.usable_size(ptr) }
     }
 
@@ -160,7 +163,8 @@ impl<B: BaseAlloc> fmt::Debug for Heap<'_, '_, B> {
 }
 
 /// Implements an `Allocator` trait (stable `allocator_api2` or nightly `core`) for a type with
-/// `allocate`, `allocate_zeroed`, `deallocate` and `reallocate` like [`Heap`]'s.
+/// `allocate`, `allocate_zeroed`, `deallocate` and `reallocate` like [`Heap`]'s (an inherent
+/// API, or a trait's in scope where the macro expands, as ferroc-global's `GlobalInstance`).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __impl_allocator {
@@ -185,7 +189,8 @@ macro_rules! __impl_allocator {
             }
             #[inline]
             unsafe fn deallocate(&self, ptr: ::core::ptr::NonNull<u8>, layout: ::core::alloc::Layout) {
-                // SAFETY: the trait's contract is ours.
+                // SAFETY: the trait's contract (`ptr` is a live block of ours allocated with
+                // `layout`) is `deallocate`'s.
                 unsafe { (**self).deallocate(ptr, layout) }
             }
             unsafe fn grow(
@@ -194,7 +199,8 @@ macro_rules! __impl_allocator {
                 old: ::core::alloc::Layout,
                 new: ::core::alloc::Layout,
             ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
-                // SAFETY: the trait's contract is ours.
+                // SAFETY: the trait's contract (`ptr` is a live block of ours allocated with
+                // `old`) is `reallocate`'s.
                 let p = unsafe { (**self).reallocate(ptr, old, new) }.map_err(|_| $err)?;
                 ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, new.size()))
             }
@@ -204,12 +210,13 @@ macro_rules! __impl_allocator {
                 old: ::core::alloc::Layout,
                 new: ::core::alloc::Layout,
             ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
-                // SAFETY: the trait's contract is ours; the tail past `old.size()` is ours.
-                unsafe {
-                    let p = (**self).reallocate(ptr, old, new).map_err(|_| $err)?;
-                    p.as_ptr().add(old.size()).write_bytes(0, new.size() - old.size());
-                    ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, new.size()))
-                }
+                // SAFETY: the trait's contract for `grow_zeroed` is `grow`'s.
+                let p = unsafe { <Self as $path>::grow(self, ptr, old, new) }?;
+                let tail = p.as_ptr().cast::<u8>().wrapping_add(old.size());
+                // SAFETY: `p` holds `new.size() >= old.size()` bytes (`grow_zeroed`'s
+                // contract), so the tail past `old.size()` is ours to write.
+                unsafe { tail.write_bytes(0, new.size() - old.size()) };
+                ::core::result::Result::Ok(p)
             }
             unsafe fn shrink(
                 &self,
@@ -217,9 +224,10 @@ macro_rules! __impl_allocator {
                 old: ::core::alloc::Layout,
                 new: ::core::alloc::Layout,
             ) -> ::core::result::Result<::core::ptr::NonNull<[u8]>, $err> {
-                // SAFETY: the trait's contract is ours.
-                let p = unsafe { (**self).reallocate(ptr, old, new) }.map_err(|_| $err)?;
-                ::core::result::Result::Ok(::core::ptr::NonNull::slice_from_raw_parts(p, new.size()))
+                // SAFETY: the trait's contract for `shrink` (a live block of ours allocated
+                // with `old`, `new` no larger) is all `grow` relies on: `reallocate` resizes
+                // either way.
+                unsafe { <Self as $path>::grow(self, ptr, old, new) }
             }
         }
     };

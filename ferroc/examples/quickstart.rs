@@ -6,6 +6,7 @@
 //!
 //! Run it with `cargo run --release -p ferroc --features stat --example quickstart`.
 
+use ferroc::GlobalInstance;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::mpsc,

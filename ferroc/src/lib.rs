@@ -20,8 +20,26 @@
 //! | [`base`] | `ferroc-base` | [`BaseAlloc`](base::BaseAlloc), `Chunk`, `Mmap` (OS), `Static` (fixed region) |
 //! | [`arena`] | `ferroc-arena` | [`Arenas`]: slabs, commit/purge, abandoned slabs |
 //! | [`heap`] | `ferroc-heap` | [`Context`], [`Heap`]: size classes, shards, free lists |
-//! | [`global`] | `ferroc-global` | [`config!`], [`config_mod!`], [`Ferroc`], thread-local heaps |
+//! | [`global`] | `ferroc-global` | [`config!`], [`config_mod!`], [`Ferroc`], [`GlobalInstance`], thread-local heaps |
 //! | `capi` (feature `c`) | `ferroc-capi` | the `fe_*` C functions |
+//!
+//! One set of names at every layer: [`Heap`] (inherent methods) and the global allocator types
+//! ([`GlobalInstance`], in scope with `use ferroc::GlobalInstance`) both have `allocate`,
+//! `allocate_zeroed`, `deallocate(ptr, layout)`, `free(ptr)`, `reallocate(ptr, old, new)`,
+//! `usable_size`, `collect` and (feature `stat`) `stats`:
+//!
+//! ```
+//! # #[cfg(all(feature = "global", feature = "base-mmap", feature = "libc"))] {
+//! use core::alloc::Layout;
+//! use ferroc::{Ferroc, GlobalInstance};
+//!
+//! let (old, new) = (Layout::new::<[u8; 24]>(), Layout::new::<[u8; 200]>());
+//! let block = Ferroc.allocate(old).unwrap();
+//! let block = unsafe { Ferroc.reallocate(block, old, new) }.unwrap();
+//! assert!(unsafe { Ferroc.usable_size(block) } >= 200);
+//! unsafe { Ferroc.free(block) };
+//! # }
+//! ```
 //!
 //! Explicit instances, dropped like any value:
 //!
@@ -47,7 +65,7 @@
 //! | `base-mmap` | yes | `base::Mmap`, memory from the OS (`mmap`), and `Ferroc` (with `libc`) |
 //! | `libc` | yes | thread-local heaps handed back at thread exit (pthread keys); `FERROC_SHOW_STATS` |
 //! | `base-static` | no | `base::Static`, memory from a fixed region, for bare metal (`no_std`) |
-//! | `stat` | no | statistics: `Ferroc.stats()`, `Heap::stats()`; `FERROC_SHOW_STATS=1` prints them at exit |
+//! | `stat` | no | statistics: `GlobalInstance::stats`, `Heap::stats`; `FERROC_SHOW_STATS=1` prints them at exit |
 //! | `c` | no | the `fe_*` C API (`ferroc-capi`) linked in, for static linking into C programs |
 //! | `allocator-api2` | no | `allocator_api2::alloc::Allocator` for `&Heap` and `&Ferroc`, on stable |
 //! | `nightly` | no | `core::alloc::Allocator` too, on a nightly compiler (ignored on stable) |
@@ -69,7 +87,7 @@ pub use ferroc_arena::Arenas;
 #[cfg(all(feature = "global", feature = "base-mmap", feature = "libc"))]
 pub use ferroc_global::Ferroc;
 #[cfg(feature = "global")]
-pub use ferroc_global::{config, config_mod};
+pub use ferroc_global::{GlobalInstance, config, config_mod};
 #[cfg(feature = "stat")]
 pub use ferroc_heap::Stats;
 pub use ferroc_heap::{AllocError, Context, Heap};

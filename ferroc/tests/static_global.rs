@@ -3,7 +3,10 @@
 //! thread, which is what `unsafe none` requires.
 //!
 //! Built and run by `cargo xtask test` with `--no-default-features --features base-static,global`.
-use ferroc::base::{Static, StaticMemory};
+use ferroc::{
+    GlobalInstance,
+    base::{Static, StaticMemory},
+};
 
 static MEMORY: StaticMemory<{ 64 << 20 }> = StaticMemory::new();
 static BASE: Static = Static::new(&MEMORY);

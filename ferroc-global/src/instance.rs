@@ -1,0 +1,193 @@
+//! [`GlobalInstance`]: the one API of a global instance, written once over the few things
+//! that differ between [`ThreadGlobal`](crate::ThreadGlobal) and
+//! [`SingleGlobal`](crate::SingleGlobal) (which context serves the calling thread), and
+//! [`InstanceHandle`], which gives the unit types of [`config!`](crate::config) that API.
+//!
+//! The names are those of `ferroc_heap::Heap`: `allocate`, `allocate_zeroed`,
+//! `deallocate(ptr, layout)`, `free(ptr)`, `reallocate(ptr, old, new)`, `usable_size`,
+//! `collect`, `stats`.
+
+use core::{alloc::Layout, ptr::NonNull};
+
+use ferroc_arena::Arenas;
+use ferroc_base::BaseAlloc;
+use ferroc_heap::{AllocError, Context};
+
+/// A global instance: the statics behind one allocator type, and its whole API.
+///
+/// An implementation says which context serves the calling thread ([`current`](Self::current),
+/// [`owned`](Self::owned)); every other method is provided on top of them, so the thread-local
+/// instance, the single-context one, the types made by [`config!`](crate::config) and the C
+/// API share one body of code and one set of names.
+///
+/// The fast paths ([`allocate_small`](Self::allocate_small), the small case of
+/// [`allocate`](Self::allocate), [`free`](Self::free)) are `#[inline(always)]` down to the
+/// context's own fast path: one read of `current`, no further branch.
+pub trait GlobalInstance {
+    /// The base the instance's arenas take memory from.
+    type Base: BaseAlloc + 'static;
+
+    /// The context the calling thread reads and frees through: its own, or, before it has
+    /// one, a read-only context whose fast path always fails (so allocation falls to
+    /// [`owned`](Self::owned)) and whose frees and size queries only read it.
+    fn current(&self) -> &Context<'static, Self::Base>;
+
+    /// The calling thread's own context, which it may allocate from; made on first use.
+    /// `None` when none can be made (out of memory).
+    fn owned(&self) -> Option<&Context<'static, Self::Base>>;
+
+    /// The arenas behind the instance.
+    fn arenas(&self) -> &Arenas<Self::Base>;
+
+    /// Statistics over every context of the instance, live and gone (feature `stat`).
+    #[cfg(feature = "stat")]
+    fn stats(&self) -> ferroc_heap::Stats;
+
+    /// The small fast path of the calling thread (`Context::allocate_small`): `None` when the
+    /// request is not small or needs the slow path.
+    #[inline(always)]
+    fn allocate_small(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        self.current().allocate_small(size, align)
+    }
+
+    /// Allocates a block for `layout` (any size and power-of-two alignment).
+    #[inline(always)]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        match self.allocate_small(layout.size(), layout.align()) {
+            Some(p) => Ok(p),
+            None => allocate_slow(self, layout),
+        }
+    }
+
+    /// Allocates a zero-filled block.
+    #[inline]
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.owned()
+            .and_then(|cx| cx.allocate_zeroed(layout))
+            .ok_or(AllocError)
+    }
+
+    /// Frees a block allocated with `layout` (the layout is not needed; see
+    /// [`free`](Self::free)).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of this instance (from any thread), freed once.
+    #[inline(always)]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        let _ = layout;
+        // SAFETY: `ptr` is a live block of this instance, freed once (this fn's contract).
+        unsafe { self.free(ptr) }
+    }
+
+    /// Frees a block without its layout (what C's `free` needs), from any thread.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of this instance, freed once.
+    #[inline(always)]
+    unsafe fn free(&self, ptr: NonNull<u8>) {
+        // SAFETY: `ptr` is a live block over the same arenas (this fn's contract); a
+        // read-only `current` context only reads on this path (its id owns no slab, so the
+        // free goes to the slab's remote list).
+        unsafe { self.current().free(ptr) }
+    }
+
+    /// Resizes a block from `old` to `new`, in place when its class allows, otherwise
+    /// allocate, copy, free. On error the old block is untouched.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of this instance allocated with `old` (or holding at least
+    /// `old.size()` bytes).
+    unsafe fn reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: `ptr` is a live block over the same arenas (this fn's contract); the check
+        // only reads, so a read-only `current` context may answer it.
+        if unsafe { self.current().fits_in_place(ptr, new) } {
+            return Ok(ptr);
+        }
+        let cx = self.owned().ok_or(AllocError)?;
+        // SAFETY: `ptr` is a live block over the same arenas holding `old.size()` bytes (this
+        // fn's contract), and `cx` is the calling thread's own context.
+        unsafe { cx.reallocate(ptr, old.size(), new) }.ok_or(AllocError)
+    }
+
+    /// The usable size of a live block (at least what was asked for).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of this instance.
+    #[inline]
+    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: `ptr` is a live block over the same arenas (this fn's contract); the query
+        // only reads, so a read-only `current` context may answer it.
+        unsafe { self.current().usable_size(ptr) }
+    }
+
+    /// Collects the calling thread's context (remote frees, empty shards); `force` also takes
+    /// over abandoned slabs and returns free memory to the base at once.
+    fn collect(&self, force: bool) {
+        if let Some(cx) = self.owned() {
+            cx.collect(force);
+        }
+    }
+
+    /// Prints the statistics to standard error without allocating (the `FERROC_SHOW_STATS`
+    /// hook; features `stat` and `libc`, otherwise nothing).
+    fn show_stats(&self) {
+        #[cfg(all(feature = "stat", feature = "libc"))]
+        crate::print::print_stats(&self.stats());
+    }
+}
+
+/// The slow path of [`GlobalInstance::allocate`]: the calling thread's own context (made here
+/// on a thread's first allocation), then its general path.
+#[cold]
+#[inline(never)]
+fn allocate_slow<G: GlobalInstance + ?Sized>(
+    g: &G,
+    layout: Layout,
+) -> Result<NonNull<u8>, AllocError> {
+    g.owned()
+        .and_then(|cx| cx.allocate(layout))
+        .ok_or(AllocError)
+}
+
+/// A type that stands for one static instance, as the unit types [`config!`](crate::config)
+/// makes do: through it, the type has the whole [`GlobalInstance`] API.
+pub trait InstanceHandle {
+    /// The instance's type.
+    type Instance: GlobalInstance + 'static;
+
+    /// The static instance.
+    fn instance() -> &'static Self::Instance;
+}
+
+impl<H: InstanceHandle> GlobalInstance for H {
+    type Base = <H::Instance as GlobalInstance>::Base;
+
+    #[inline(always)]
+    fn current(&self) -> &Context<'static, Self::Base> {
+        H::instance().current()
+    }
+
+    #[inline(always)]
+    fn owned(&self) -> Option<&Context<'static, Self::Base>> {
+        H::instance().owned()
+    }
+
+    #[inline]
+    fn arenas(&self) -> &Arenas<Self::Base> {
+        H::instance().arenas()
+    }
+
+    #[cfg(feature = "stat")]
+    fn stats(&self) -> ferroc_heap::Stats {
+        H::instance().stats()
+    }
+}
