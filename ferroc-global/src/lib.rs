@@ -307,10 +307,10 @@ macro_rules! __global_api {
                 // SAFETY: GlobalAlloc's contract: `ptr` is a live block of this allocator, so
                 // non-null.
                 let ptr = unsafe { __p::NonNull::new_unchecked(ptr) };
-                // SAFETY: GlobalAlloc's contract: `new_size`, rounded up to `layout.align()`,
-                // does not overflow `isize`, and the alignment is a valid one.
-                let new =
-                    unsafe { __p::Layout::from_size_align_unchecked(new_size, layout.align()) };
+                let align = layout.align();
+                // SAFETY: GlobalAlloc's contract: `new_size`, rounded up to `align` (a valid
+                // alignment, `layout`'s), does not overflow `isize`.
+                let new = unsafe { __p::Layout::from_size_align_unchecked(new_size, align) };
                 // SAFETY: GlobalAlloc's contract: a live block of ours allocated with `layout`.
                 unsafe { __p::GlobalInstance::reallocate(self, ptr, layout, new) }
                     .map_or(__p::ptr::null_mut(), __p::NonNull::as_ptr)

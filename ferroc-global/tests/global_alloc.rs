@@ -52,13 +52,13 @@ fn realloc_growth_and_alignments() {
     assert!(s.starts_with("abc"));
     for shift in [0, 4, 12, 16, 21, 22, 26, 30] {
         let l = std::alloc::Layout::from_size_align(100, 1 << shift).unwrap();
-        // SAFETY: a non-zero layout; freed below.
-        unsafe {
-            let p = std::alloc::alloc(l);
-            assert!(!p.is_null());
-            assert_eq!(p as usize % (1 << shift), 0);
-            p.write_bytes(1, 100);
-            std::alloc::dealloc(p, l);
-        }
+        // SAFETY: `l` has a non-zero size.
+        let p = unsafe { std::alloc::alloc(l) };
+        assert!(!p.is_null());
+        assert_eq!(p as usize % (1 << shift), 0);
+        // SAFETY: `p` is a new block of 100 bytes.
+        unsafe { p.write_bytes(1, 100) };
+        // SAFETY: `p` was allocated above with `l`, and is freed once.
+        unsafe { std::alloc::dealloc(p, l) };
     }
 }

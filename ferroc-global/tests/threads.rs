@@ -97,11 +97,10 @@ fn a_thread_heap_is_released_at_exit() {
     let s = Isolated.arenas().stats();
     assert_eq!((s.slabs_in_use, s.abandoned), (1, 1), "{s:?}");
     let p = std::ptr::NonNull::new(survivor as *mut u8).unwrap();
-    // SAFETY: the block is live and 100 bytes long.
-    unsafe {
-        p.as_ptr().write_bytes(7, 100);
-        Isolated.deallocate(p, layout);
-    }
+    // SAFETY: the block is live (its thread left it allocated) and 100 bytes long.
+    unsafe { p.as_ptr().write_bytes(7, 100) };
+    // SAFETY: a live block of `Isolated` allocated with `layout`, freed once.
+    unsafe { Isolated.deallocate(p, layout) };
     Isolated.collect(true);
     let s = Isolated.arenas().stats();
     assert_eq!((s.slabs_in_use, s.abandoned), (0, 0), "{s:?}");
