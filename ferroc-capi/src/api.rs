@@ -13,8 +13,10 @@ use crate::{GLOBAL, is_ferroc_pointer};
 /// `errno` of the calling thread.
 #[inline]
 fn set_errno(e: c_int) {
-    // SAFETY: always valid for the calling thread.
-    unsafe { *libc::__errno_location() = e };
+    // SAFETY: `__errno_location` has no precondition.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: it points at the calling thread's `errno`, always valid for it.
+    unsafe { *errno = e };
 }
 
 /// Null with `errno = ENOMEM`.
@@ -191,8 +193,10 @@ pub unsafe extern "C" fn fe_posix_memalign(
 }
 
 fn errno() -> c_int {
-    // SAFETY: always valid for the calling thread.
-    unsafe { *libc::__errno_location() }
+    // SAFETY: `__errno_location` has no precondition.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: it points at the calling thread's `errno`, always valid for it.
+    unsafe { *errno }
 }
 
 /// `aligned_alloc`: `EINVAL` (and NULL) if `align` is not a power of two.
@@ -296,7 +300,9 @@ unsafe fn copy_string(s: *const c_char, n: usize) -> *mut c_char {
         // `n + 1` bytes, so writable and distinct from `s`.
         unsafe { ptr::copy_nonoverlapping(s, p, n) };
         // SAFETY: byte `n` is the last of the `n + 1` bytes of `p`.
-        unsafe { p.add(n).write(0) };
+        let end = unsafe { p.add(n) };
+        // SAFETY: `end` is in `p`'s block, writable.
+        unsafe { end.write(0) };
     }
     p
 }

@@ -163,24 +163,24 @@ type Cx = Context<'static, Tracked>;
 /// The slot is 8 bytes of `.tdata` defined in assembly (stable Rust has no attribute for a TLS
 /// model), read and written `fs:`-relative through its `@GOTTPOFF` offset: one load, no
 /// `__tls_get_addr` call. Its initial value, in the TLS image every thread starts from, is the
-/// placeholder context's address (a relocation the loader applies before any thread's TLS is
+/// idle context's address (a relocation the loader applies before any thread's TLS is
 /// made), so the slot always holds a context pointer and no thread needs an initialisation
 /// branch.
 ///
 /// With the `dlopen` feature (or elsewhere) the slot is std's `thread_local!`, which starts at
-/// zero: it holds the *distance* from the placeholder instead, zero meaning "the placeholder".
+/// zero: it holds the *distance* from the idle context instead, zero meaning "the idle context".
 pub struct IeSlot;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(feature = "dlopen")))]
 mod ie {
     use super::{Cx, GLOBAL, ThreadGlobal};
 
-    /// Where the placeholder context lies inside [`GLOBAL`] (for the slot's initial value).
+    /// Where the idle context lies inside [`GLOBAL`] (for the slot's initial value).
     const PLACEHOLDER_OFFSET: usize = {
-        let placeholder = ThreadGlobal::idle_of(&GLOBAL).cast::<u8>();
+        let idle = ThreadGlobal::idle_of(&GLOBAL).cast::<u8>();
         let global = (&raw const GLOBAL).cast::<u8>();
-        // SAFETY: both pointers lie in the static GLOBAL, the placeholder being a field of it.
-        unsafe { placeholder.offset_from(global) as usize }
+        // SAFETY: both pointers lie in the static GLOBAL, the idle context being a field of it.
+        unsafe { idle.offset_from(global) as usize }
     };
 
     core::arch::global_asm!(
@@ -214,7 +214,7 @@ mod ie {
     }
 
     #[inline(always)]
-    pub fn get(_placeholder: *const Cx) -> *const Cx {
+    pub fn get(_idle: *const Cx) -> *const Cx {
         let v: *const Cx;
         // SAFETY: `fs:offset` is this thread's slot (initial-exec TLS).
         unsafe {
@@ -229,7 +229,7 @@ mod ie {
     }
 
     #[inline(always)]
-    pub fn set(cx: *const Cx, _placeholder: *const Cx) {
+    pub fn set(cx: *const Cx, _idle: *const Cx) {
         // SAFETY: `fs:offset` is this thread's slot (initial-exec TLS), 8 bytes it owns.
         unsafe {
             core::arch::asm!(
@@ -249,28 +249,28 @@ mod ie {
     std::thread_local!(static SLOT: Cell<usize> = const { Cell::new(0) });
 
     #[inline(always)]
-    pub fn get(placeholder: *const Cx) -> *const Cx {
+    pub fn get(idle: *const Cx) -> *const Cx {
         let distance = SLOT.try_with(Cell::get).unwrap_or(0);
-        (placeholder as usize).wrapping_add(distance) as *const Cx
+        (idle as usize).wrapping_add(distance) as *const Cx
     }
 
     #[inline(always)]
-    pub fn set(cx: *const Cx, placeholder: *const Cx) {
-        let _ = SLOT.try_with(|c| c.set((cx as usize).wrapping_sub(placeholder as usize)));
+    pub fn set(cx: *const Cx, idle: *const Cx) {
+        let _ = SLOT.try_with(|c| c.set((cx as usize).wrapping_sub(idle as usize)));
     }
 }
 
-// SAFETY: the slot starts at the placeholder (the initial-exec slot holds it from its TLS
+// SAFETY: the slot starts at the idle context (the initial-exec slot holds it from its TLS
 // image; std's holds distance zero) and returns what `set` stored after; the accesses neither
 // allocate nor fail.
 unsafe impl ferroc_global::ThreadSlot<Tracked> for IeSlot {
     #[inline(always)]
-    fn get(placeholder: *const Cx) -> *const Cx {
-        ie::get(placeholder)
+    fn get(idle: *const Cx) -> *const Cx {
+        ie::get(idle)
     }
 
     #[inline(always)]
-    fn set(cx: *const Cx, placeholder: *const Cx) {
-        ie::set(cx, placeholder)
+    fn set(cx: *const Cx, idle: *const Cx) {
+        ie::set(cx, idle)
     }
 }

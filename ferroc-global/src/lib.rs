@@ -6,14 +6,22 @@
 //!
 //! ## Glossary
 //! - **instance**: the statics behind one allocator type: its `Arenas`, its pool of thread
-//!   slots, its thread-local slot and its placeholder context ([`ThreadGlobal`]), or its single
+//!   slots, its thread-local slot and its idle context ([`ThreadGlobal`]), or its single
 //!   context ([`SingleGlobal`]).
+//! - **instance trait** ([`GlobalInstance`]): the whole API of an instance, written once:
+//!   an instance only says which context serves the calling thread (`current`, `owned`), its
+//!   `arenas` and its `stats`; `allocate`, `allocate_zeroed`, `deallocate`, `free`,
+//!   `reallocate`, `usable_size`, `collect`, `allocate_small` and `show_stats` are provided,
+//!   under the names `ferroc_heap::Heap` uses. The unit types of `config!` stand for their
+//!   static instance ([`InstanceHandle`]) and so have the same API; `GlobalAlloc`, the
+//!   `Allocator` impl, `config_mod!`'s functions and the C API are thin glue over it.
 //! - **thread-local slot**: a `const`-initialised `thread_local!` `Cell` holding a pointer to the
 //!   current thread's context; it has no destructor, so reading it compiles to one load from
 //!   thread-local storage, with no lazy-initialisation check.
-//! - **placeholder**: the context every slot starts at. It never allocated, so its direct table
-//!   points at the empty shard and the first allocation takes the slow path, which gives the
-//!   thread a context of its own. Frees and size queries through it only read it.
+//! - **idle context** (the read-only context): the context every slot starts at, one per
+//!   [`ThreadGlobal`]. It never allocated, so its direct table points at the empty shard and
+//!   the first allocation takes the slow path, which gives the thread a context of its own.
+//!   Frees and size queries through it only read it.
 //! - **thread slot** ([`pool`]): where a thread's context lives, in pages taken straight from
 //!   the base (never from the allocator itself), reused after thread exit.
 //!
@@ -24,7 +32,7 @@
 //!   base, and the thread-local slot is set before anything that might allocate (the pthread
 //!   key registration, `atexit`).
 //! - At thread exit (a pthread key destructor, feature `libc`) the slot is reset to the
-//!   placeholder first, then the context is dropped: empty shards are released and slabs with
+//!   idle context first, then the context is dropped: empty shards are released and slabs with
 //!   live blocks abandoned, for other threads to reclaim. Allocations from later destructors
 //!   get a fresh context.
 //! - `fork()` (feature `libc`): the child can always allocate and free; the other threads'
