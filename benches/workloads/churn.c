@@ -5,16 +5,11 @@
  * Usage: churn <threads (unused)> <live> <ops> */
 #include "common.h"
 
-typedef struct {
-    void *p;
-    size_t n;
-} slot_t;
-
 int main(int argc, char **argv) {
     size_t live = (size_t)arg_long(argc, argv, 2, 100000);
     long ops = arg_long(argc, argv, 3, 10000000);
     rng_t r = rng_seed(1, live);
-    slot_t *slots = xmalloc(live * sizeof *slots);
+    block_t *slots = xmalloc(live * sizeof *slots);
     uint64_t sum = 0;
     for (size_t i = 0; i < live; i++) {
         slots[i].n = small_size(&r, 16);
@@ -22,14 +17,14 @@ int main(int argc, char **argv) {
         tag_block(slots[i].p, slots[i].n, rng_next(&r));
     }
     for (long k = 0; k < ops; k++) {
-        slot_t *s = &slots[rng_below(&r, live)];
+        block_t *s = &slots[rng_below(&r, live)];
         sum += check_block(s->p, s->n);
         free(s->p);
         s->n = small_size(&r, 16);
         s->p = xmalloc(s->n);
         tag_block(s->p, s->n, rng_next(&r));
         if ((k & 7) == 0) {
-            slot_t *o = &slots[rng_below(&r, live)];
+            block_t *o = &slots[rng_below(&r, live)];
             sum ^= check_block(o->p, o->n) >> 1;
         }
     }

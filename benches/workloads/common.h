@@ -20,6 +20,12 @@
 /* Helpers not every program uses. */
 #define WL_FN static __attribute__((unused))
 
+/* A live block and its size: the slots of the programs' regions and tables. */
+typedef struct {
+    void *p;
+    size_t n;
+} block_t;
+
 /* splitmix64: a small, fast, deterministic generator. */
 typedef struct {
     uint64_t state;

@@ -5,13 +5,8 @@
  * Usage: larson <threads> <slots> <rounds> <ops> */
 #include "common.h"
 
-typedef struct {
-    void *p;
-    size_t n;
-} slot_t;
-
 static long threads, nslots, rounds, ops;
-static slot_t **regions;
+static block_t **regions;
 static pthread_barrier_t barrier;
 
 static void *worker(void *arg) {
@@ -19,10 +14,10 @@ static void *worker(void *arg) {
     uint64_t sum = 0;
     for (long round = 0; round < rounds; round++) {
         long region = (t + round) % threads;
-        slot_t *slots = regions[region];
+        block_t *slots = regions[region];
         rng_t r = rng_seed((uint64_t)region + 1, (uint64_t)round);
         for (long k = 0; k < ops; k++) {
-            slot_t *s = &slots[rng_below(&r, (uint64_t)nslots)];
+            block_t *s = &slots[rng_below(&r, (uint64_t)nslots)];
             sum += check_block(s->p, s->n);
             free(s->p);
             s->n = small_size(&r, 16);
@@ -42,9 +37,9 @@ int main(int argc, char **argv) {
     regions = xmalloc((size_t)threads * sizeof *regions);
     for (long t = 0; t < threads; t++) {
         rng_t r = rng_seed(1000 + (uint64_t)t, 0);
-        regions[t] = xmalloc((size_t)nslots * sizeof(slot_t));
+        regions[t] = xmalloc((size_t)nslots * sizeof(block_t));
         for (long i = 0; i < nslots; i++) {
-            slot_t *s = &regions[t][i];
+            block_t *s = &regions[t][i];
             s->n = small_size(&r, 16);
             s->p = xmalloc(s->n);
             tag_block(s->p, s->n, rng_next(&r));

@@ -6,13 +6,8 @@
  * Usage: mstress <threads> <slots> <rounds> <ops> */
 #include "common.h"
 
-typedef struct {
-    void *p;
-    size_t n;
-} slot_t;
-
 static long threads, nslots, rounds, ops;
-static slot_t **regions;
+static block_t **regions;
 
 typedef struct {
     long region, round;
@@ -21,11 +16,11 @@ typedef struct {
 
 static void *worker(void *arg) {
     job_t *job = arg;
-    slot_t *slots = regions[job->region];
+    block_t *slots = regions[job->region];
     rng_t r = rng_seed(50 + (uint64_t)job->region, (uint64_t)job->round);
     uint64_t sum = 0;
     for (long k = 0; k < ops; k++) {
-        slot_t *s = &slots[rng_below(&r, (uint64_t)nslots)];
+        block_t *s = &slots[rng_below(&r, (uint64_t)nslots)];
         if (s->p != NULL) {
             sum += check_block(s->p, s->n);
             free(s->p);
@@ -48,8 +43,8 @@ int main(int argc, char **argv) {
     ops = arg_long(argc, argv, 4, 20000);
     regions = xmalloc((size_t)threads * sizeof *regions);
     for (long t = 0; t < threads; t++) {
-        regions[t] = xmalloc((size_t)nslots * sizeof(slot_t));
-        memset(regions[t], 0, (size_t)nslots * sizeof(slot_t));
+        regions[t] = xmalloc((size_t)nslots * sizeof(block_t));
+        memset(regions[t], 0, (size_t)nslots * sizeof(block_t));
     }
     pthread_t *ids = xmalloc((size_t)threads * sizeof *ids);
     job_t *jobs = xmalloc((size_t)threads * sizeof *jobs);

@@ -9,11 +9,6 @@
  * Usage: peakfall <threads (unused)> <peak_mib> <ops> <keep> */
 #include "common.h"
 
-typedef struct {
-    void *p;
-    size_t n;
-} slot_t;
-
 static size_t rise_size(rng_t *r) {
     return rng_below(r, 4) == 0 ? 1024 + rng_below(r, 7 * 1024) : small_size(r, 16);
 }
@@ -26,7 +21,7 @@ int main(int argc, char **argv) {
     uint64_t sum = 0;
 
     size_t cap = 1 << 16, count = 0, live = 0;
-    slot_t *big = xmalloc(cap * sizeof *big);
+    block_t *big = xmalloc(cap * sizeof *big);
     while (live < peak) {
         if (count == cap) {
             cap *= 2;
@@ -52,7 +47,7 @@ int main(int argc, char **argv) {
         order[j] = t;
     }
     for (size_t i = 0; i < count; i++) {
-        slot_t *s = &big[order[i]];
+        block_t *s = &big[order[i]];
         if (order[i] % keep == 0)
             continue;
         sum += check_block(s->p, s->n);
@@ -63,14 +58,14 @@ int main(int argc, char **argv) {
 
     size_t small = 4 << 20;
     size_t nwork = small / 140;
-    slot_t *work = xmalloc(nwork * sizeof *work);
+    block_t *work = xmalloc(nwork * sizeof *work);
     for (size_t i = 0; i < nwork; i++) {
         work[i].n = small_size(&r, 16);
         work[i].p = xmalloc(work[i].n);
         tag_block(work[i].p, work[i].n, rng_next(&r));
     }
     for (long k = 0; k < ops; k++) {
-        slot_t *s = &work[rng_below(&r, nwork)];
+        block_t *s = &work[rng_below(&r, nwork)];
         sum += check_block(s->p, s->n);
         free(s->p);
         s->n = small_size(&r, 16);
