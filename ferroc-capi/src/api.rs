@@ -41,13 +41,23 @@ pub(crate) fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
 }
 
 /// The body of every `malloc`: the heap's small fast path first (it checks the size, so no
-/// layout is built), then the general path.
+/// layout is built), then the general path (without trying the fast path again).
 #[inline(always)]
 pub(crate) fn malloc_impl(size: usize) -> *mut c_void {
     if let Some(p) = GLOBAL.allocate_small(size, 1) {
         return p.as_ptr().cast();
     }
-    alloc_aligned(size, 1)
+    malloc_slow(size)
+}
+
+/// `malloc` after its fast path failed: any size, or null with `ENOMEM`.
+#[cold]
+#[inline(never)]
+fn malloc_slow(size: usize) -> *mut c_void {
+    match Layout::from_size_align(size, 1).map(|layout| GLOBAL.allocate_slow(layout)) {
+        Ok(Ok(p)) => p.as_ptr().cast(),
+        _ => enomem(),
+    }
 }
 
 /// `malloc`: at least `size` bytes, 16-aligned from 16 bytes on (8-aligned below); a unique

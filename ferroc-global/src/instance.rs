@@ -55,8 +55,20 @@ pub trait GlobalInstance {
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         match self.allocate_small(layout.size(), layout.align()) {
             Some(p) => Ok(p),
-            None => allocate_slow(self, layout),
+            None => self.allocate_slow(layout),
         }
+    }
+
+    /// The general path alone, for a caller that has just tried
+    /// [`allocate_small`](Self::allocate_small) (as [`allocate`](Self::allocate) and the C
+    /// API's `malloc` do): the calling thread's own context (made here on a thread's first
+    /// allocation), then its general path.
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.owned()
+            .and_then(|cx| cx.allocate(layout))
+            .ok_or(AllocError)
     }
 
     /// Allocates a zero-filled block.
@@ -143,19 +155,6 @@ pub trait GlobalInstance {
         #[cfg(all(feature = "stat", feature = "libc"))]
         crate::print::print_stats(&self.stats());
     }
-}
-
-/// The slow path of [`GlobalInstance::allocate`]: the calling thread's own context (made here
-/// on a thread's first allocation), then its general path.
-#[cold]
-#[inline(never)]
-fn allocate_slow<G: GlobalInstance + ?Sized>(
-    g: &G,
-    layout: Layout,
-) -> Result<NonNull<u8>, AllocError> {
-    g.owned()
-        .and_then(|cx| cx.allocate(layout))
-        .ok_or(AllocError)
 }
 
 /// A type that stands for one static instance, as the unit types [`config!`](crate::config)

@@ -429,7 +429,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     ///
     /// `ptr` was returned by an allocation of a context over the same `Arenas`, and is freed
     /// once.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
         // SAFETY: a live block lies in a live slab whose header is at `Slab::of`.
         let slab = unsafe { &*Slab::of(ptr) };
