@@ -61,7 +61,12 @@
 extern crate std;
 
 pub mod abandoned;
+mod arena_list;
+mod purge_clock;
 pub mod sizes;
+
+#[cfg(all(test, ferroc_loom))]
+mod loom_tests;
 
 #[cfg(not(ferroc_loom))]
 mod arenas;
