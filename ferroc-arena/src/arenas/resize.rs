@@ -137,12 +137,15 @@ impl<B: BaseAlloc> Arenas<B> {
             unsafe { p.add(k << SLAB_SHIFT) }
         };
         for k in 0..count {
-            // SAFETY: slab `k` of each run, as above.
+            // SAFETY: slab `k < count` of each of the caller's committed runs: disjoint,
+            // slab- (hence page-) aligned, unused while this runs.
             if unsafe { base.move_pages(slab(from, k), slab(to, k), SLAB_SIZE) } {
                 continue;
             }
             if k != 0 {
-                // SAFETY: as above; the source slabs from `k` on are still ours and intact.
+                // SAFETY: slabs `k..count` of `from` are still the caller's and intact (the base
+                // refused slab `k` and moved none after it), and the same slabs of `to` are
+                // the caller's too and do not overlap them.
                 unsafe {
                     ptr::copy_nonoverlapping(
                         slab(from, k).as_ptr(),
