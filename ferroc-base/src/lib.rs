@@ -36,6 +36,9 @@ extern crate std;
 pub mod bitmap;
 pub mod sync;
 
+#[cfg(all(test, ferroc_loom))]
+mod loom_tests;
+
 #[cfg(all(feature = "base-mmap", not(ferroc_loom)))]
 mod mmap;
 #[cfg(all(feature = "base-mmap", not(ferroc_loom)))]

@@ -39,12 +39,12 @@ fn loom_abandon_reclaim() {
         let s = Shared::new([1, 2, 0]);
         let slab_bit = [3usize, 66];
         let mut abandoners = Vec::new();
-        for t in 0..2 {
+        for (t, bit) in slab_bit.into_iter().enumerate() {
             let s = s.clone();
             abandoners.push(loom::thread::spawn(move || {
                 // The last write of the dying owner, then the abandon.
                 s.owner[t].store(0, Ordering::Relaxed);
-                set(&s).abandon(slab_bit[t]);
+                set(&s).abandon(bit);
             }));
         }
         let reclaimer = {
