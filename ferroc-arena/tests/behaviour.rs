@@ -7,7 +7,7 @@ mod common;
 
 use std::alloc::Layout;
 
-use common::Probe;
+use common::{Probe, give_back};
 use ferroc_arena::{
     Arenas, BaseAlloc, Error,
     sizes::{MAX_ARENA_SLABS, MIN_ARENA_SLABS, SLAB_SHIFT, SLAB_SIZE},
@@ -48,10 +48,7 @@ fn each_arena_is_larger_than_the_last_up_to_the_cap() {
             .all(|w| w[1] > w[0] || w[1] == MAX_ARENA_SLABS)
     );
     assert_eq!(arenas.stats().slabs_in_use, runs.len());
-    for r in runs {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, runs);
 }
 
 /// The first word of slab `i` of the run at `run`: where the tests leave a mark.
@@ -163,10 +160,7 @@ fn big_arenas_serve_runs_across_bitmap_words() {
     keep.extend([tail, last, more]);
     let in_use = arenas.stats().slabs_in_use;
     assert_eq!(in_use, keep.iter().map(|r| r.count()).sum::<usize>());
-    for r in keep {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, keep);
 }
 
 #[test]
@@ -470,10 +464,7 @@ fn uncommitted_claims_leave_pending_slabs_alone() {
     assert_eq!(arenas.stats().pending_purge, 1);
     let warm = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
     assert_eq!(warm.pointer(), p0);
-    for r in runs.chain([cold, warm]) {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, runs.chain([cold, warm]));
 }
 
 /// A run grows in place over the free slabs after it and shrinks in place, giving its tail
@@ -531,10 +522,7 @@ fn runs_grow_and_shrink_in_place() {
             .unwrap()
     );
     assert!(!arenas.shrink_in_place(&mut d, 1));
-    for r in [a, b, c, d] {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, [a, b, c, d]);
 }
 
 /// `move_into` hands a run's pages to another run without copying: the target holds the
@@ -580,10 +568,7 @@ fn runs_move_their_pages() {
     // SAFETY: both runs are ours and unused; a refused move leaves `long` as it was.
     let long = unsafe { arenas.move_into(long, &short) }.unwrap_err();
     assert_eq!(long.count(), 2);
-    for r in [to, short, long] {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, [to, short, long]);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Test support shared by the arena tests: [`Probe`], a base wrapper that records where its
-//! live chunks are and has a clock the test moves by hand.
+//! live chunks are and has a clock the test moves by hand, and [`give_back`].
 #![allow(dead_code)]
 
 use std::{
@@ -12,7 +12,15 @@ use std::{
     },
 };
 
-use ferroc_arena::{BaseAlloc, Chunk, sizes::SLAB_SIZE};
+use ferroc_arena::{Arenas, BaseAlloc, Chunk, SlabRun, sizes::SLAB_SIZE};
+
+/// Gives every run of `runs` back and checks that the arenas hold no slab in use any more.
+pub fn give_back<B: BaseAlloc>(arenas: &Arenas<B>, runs: impl IntoIterator<Item = SlabRun<B>>) {
+    for r in runs {
+        arenas.deallocate(r);
+    }
+    assert_eq!(arenas.stats().slabs_in_use, 0);
+}
 
 /// Wraps a base, recording every live chunk's range; `now_ms` is a hand-moved clock (or none).
 pub struct Probe<B> {
