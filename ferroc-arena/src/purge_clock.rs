@@ -11,8 +11,11 @@
 //!   arena's deadline is at most `at`, or a purger took a deadline after that schedule (in the
 //!   deadline's modification order) and its scan sees the released slab: it purges the slab or
 //!   schedules the slab's own deadline again. So a pending slab is never left without a
-//!   deadline that covers it (unless someone else owns it at the moment of the scan: then that
-//!   owner either takes it for good or purges it).
+//!   deadline that covers it, unless someone else owns it at the moment of the scan: a claim
+//!   takes it for good, another purger purges it; only a recycler (`Arenas::warm_up`) that
+//!   took it for a moment and could not move its pages gives it back still pending without a
+//!   deadline, and the arena's next scan (after any release into it, or a forced purge)
+//!   picks it up.
 //! - **One purger per deadline.** A deadline is taken by a CAS from the value read to "none",
 //!   so of the threads that find the same deadline passed exactly one runs the scan.
 //! - A slab's stamp is written only by its owner, before it gives the slab up, and read only
