@@ -52,6 +52,23 @@
 //!   ([`Error::Foreign`]) or left alone, and safe code cannot make the arenas touch memory
 //!   they do not own.
 //!
+//! ## Where each job lives
+//! - `arenas.rs`: the types ([`Arenas`], the arena header, [`SlabRun`], [`ArenaStats`]),
+//!   finding the arena of a run or an address, the abandon glue ([`Arenas::abandon`],
+//!   [`Arenas::reclaim`]), the stats and the drop;
+//! - `arenas/claim.rs`: [`Arenas::allocate`] (placement, commit, warm-up), [`Arenas::commit`]
+//!   and direct runs from the base;
+//! - `arenas/resize.rs`: [`Arenas::grow_in_place`], [`Arenas::shrink_in_place`],
+//!   [`Arenas::move_into`] and recycling (pending slabs' pages moved into fresh claims);
+//! - `arenas/purge.rs`: [`Arenas::deallocate`], release, [`Arenas::purge`] and the purges due
+//!   by time;
+//! - `arenas/grow.rs`: the arenas' growth sequence, laying an arena out over a chunk,
+//!   publishing it, [`Arenas::manage`];
+//! - the lock-free parts, each a type of its own driven by loom models in `loom_tests/`:
+//!   `arena_list.rs` (the published arenas: one CAS into the first free slot, readers walk
+//!   the filled prefix), `purge_clock.rs` (an arena's purge deadline and its slabs' release
+//!   stamps), [`abandoned`] (the abandoned set); the bitmaps are [`ferroc_base::bitmap`].
+//!
 //! ## What it owns
 //! The base, the arenas' chunks (released when the `Arenas` is dropped), the slab bitmaps and
 //! release stamps, the purge clock, and the set of abandoned slabs. It knows nothing of what is inside a slab.
@@ -61,7 +78,12 @@
 extern crate std;
 
 pub mod abandoned;
+mod arena_list;
+mod purge_clock;
 pub mod sizes;
+
+#[cfg(all(test, ferroc_loom))]
+mod loom_tests;
 
 #[cfg(not(ferroc_loom))]
 mod arenas;

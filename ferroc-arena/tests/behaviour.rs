@@ -7,7 +7,7 @@ mod common;
 
 use std::alloc::Layout;
 
-use common::Probe;
+use common::{Probe, give_back};
 use ferroc_arena::{
     Arenas, BaseAlloc, Error,
     sizes::{MAX_ARENA_SLABS, MIN_ARENA_SLABS, SLAB_SHIFT, SLAB_SIZE},
@@ -48,10 +48,12 @@ fn each_arena_is_larger_than_the_last_up_to_the_cap() {
             .all(|w| w[1] > w[0] || w[1] == MAX_ARENA_SLABS)
     );
     assert_eq!(arenas.stats().slabs_in_use, runs.len());
-    for r in runs {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, runs);
+}
+
+/// The first word of slab `i` of the run at `run`: where the tests leave a mark.
+fn slab_word(run: std::ptr::NonNull<u8>, i: usize) -> *mut u64 {
+    run.as_ptr().wrapping_add(i << SLAB_SHIFT).cast()
 }
 
 /// Where a run lies: the start of the chunk (arena) holding it and its slab index there.
@@ -158,10 +160,7 @@ fn big_arenas_serve_runs_across_bitmap_words() {
     keep.extend([tail, last, more]);
     let in_use = arenas.stats().slabs_in_use;
     assert_eq!(in_use, keep.iter().map(|r| r.count()).sum::<usize>());
-    for r in keep {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, keep);
 }
 
 #[test]
@@ -291,7 +290,7 @@ fn arenas_over_a_static_buffer() {
     let b = ARENAS.allocate(4, SLAB_SIZE, 0, true).unwrap();
     assert_eq!(b.pointer(), p);
     assert!(!b.is_zeroed(), "purged on a Static base: still not zeroed");
-    // SAFETY: as above.
+    // SAFETY: the run is ours and committed.
     assert_eq!(unsafe { *b.pointer().as_ptr() }, 0x5A);
     ARENAS.deallocate(b);
     assert_eq!(ARENAS.stats().arenas, 1);
@@ -327,8 +326,8 @@ fn delay_zero_purges_at_once() {
     let again = arenas.allocate(3, SLAB_SIZE, 0, true).unwrap();
     assert_eq!(again.pointer(), p);
     assert!(again.is_zeroed(), "decommitted by MADV_DONTNEED");
-    // SAFETY: as above.
-    assert_eq!(unsafe { *p.as_ptr().add(SLAB_SIZE + 77) }, 0);
+    // SAFETY: byte 77 of the second slab of a 3-slab run that is ours and committed.
+    assert_eq!(unsafe { p.as_ptr().wrapping_add(SLAB_SIZE + 77).read() }, 0);
     arenas.deallocate(again);
 }
 
@@ -465,10 +464,7 @@ fn uncommitted_claims_leave_pending_slabs_alone() {
     assert_eq!(arenas.stats().pending_purge, 1);
     let warm = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
     assert_eq!(warm.pointer(), p0);
-    for r in runs.chain([cold, warm]) {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, runs.chain([cold, warm]));
 }
 
 /// A run grows in place over the free slabs after it and shrinks in place, giving its tail
@@ -483,11 +479,11 @@ fn runs_grow_and_shrink_in_place() {
     unsafe { p.as_ptr().write_bytes(0x3C, 2 * SLAB_SIZE) };
     assert!(arenas.grow_in_place(&mut a, 5, true).unwrap());
     assert_eq!((a.pointer(), a.count(), a.size()), (p, 5, 5 * SLAB_SIZE));
-    // SAFETY: as above: the run now spans 5 slabs.
-    unsafe {
-        assert_eq!(*p.as_ptr().add(2 * SLAB_SIZE - 1), 0x3C);
-        p.as_ptr().add(5 * SLAB_SIZE - 1).write(1);
-    }
+    // SAFETY: the last byte of the run's first 2 slabs, written above.
+    let last = unsafe { p.as_ptr().wrapping_add(2 * SLAB_SIZE - 1).read() };
+    assert_eq!(last, 0x3C);
+    // SAFETY: the last byte of the run, which now spans 5 committed slabs.
+    unsafe { p.as_ptr().wrapping_add(5 * SLAB_SIZE - 1).write(1) };
     assert_eq!(arenas.stats().slabs_in_use, 5);
     // A neighbour blocks further growth.
     let b = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
@@ -526,10 +522,7 @@ fn runs_grow_and_shrink_in_place() {
             .unwrap()
     );
     assert!(!arenas.shrink_in_place(&mut d, 1));
-    for r in [a, b, c, d] {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, [a, b, c, d]);
 }
 
 /// `move_into` hands a run's pages to another run without copying: the target holds the
@@ -542,26 +535,25 @@ fn runs_move_their_pages() {
     let a = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
     let to = arenas.allocate(3, SLAB_SIZE, 0, true).unwrap();
     let (pa, pt) = (a.pointer(), to.pointer());
-    // SAFETY: the runs are ours and committed.
-    unsafe {
-        for i in (0..2 * SLAB_SIZE).step_by(4096) {
-            *pa.as_ptr().add(i) = (i / 4096) as u8;
-        }
+    for i in (0..2 * SLAB_SIZE).step_by(4096) {
+        // SAFETY: inside the 2-slab run `a`, which is ours and committed.
+        unsafe { pa.as_ptr().wrapping_add(i).write((i / 4096) as u8) };
     }
     // SAFETY: both runs are ours; nothing uses `a` afterwards.
     match unsafe { arenas.move_into(a, &to) } {
         Ok(()) => {
             for i in (0..2 * SLAB_SIZE).step_by(4096) {
-                // SAFETY: the target run is ours.
-                assert_eq!(unsafe { *pt.as_ptr().add(i) }, (i / 4096) as u8);
+                // SAFETY: inside the target run, which is ours and committed.
+                let byte = unsafe { pt.as_ptr().wrapping_add(i).read() };
+                assert_eq!(byte, (i / 4096) as u8);
             }
             assert_eq!(arenas.stats().slabs_in_use, 3);
             assert_eq!(arenas.stats().pending_purge, 0, "nothing left to purge");
             let again = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
             assert_eq!(again.pointer(), pa);
             assert!(again.is_zeroed(), "the moved-from slabs read zero");
-            // SAFETY: ours and committed.
-            assert_eq!(unsafe { *pa.as_ptr().add(4096) }, 0);
+            // SAFETY: inside the run `again`, which is ours and committed.
+            assert_eq!(unsafe { pa.as_ptr().wrapping_add(4096).read() }, 0);
             arenas.deallocate(again);
         }
         Err(a) => {
@@ -573,13 +565,10 @@ fn runs_move_their_pages() {
     // A target shorter than the source is refused.
     let short = arenas.allocate(1, SLAB_SIZE, 0, true).unwrap();
     let long = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
-    // SAFETY: as above.
+    // SAFETY: both runs are ours and unused; a refused move leaves `long` as it was.
     let long = unsafe { arenas.move_into(long, &short) }.unwrap_err();
     assert_eq!(long.count(), 2);
-    for r in [to, short, long] {
-        arenas.deallocate(r);
-    }
-    assert_eq!(arenas.stats().slabs_in_use, 0);
+    give_back(&arenas, [to, short, long]);
 }
 
 #[test]
@@ -645,19 +634,15 @@ fn threads_never_share_a_slab() {
                     let r = arenas.allocate(n, SLAB_SIZE, 0, true).unwrap();
                     let stamp = (t << 32 | round) as u64;
                     for i in 0..n {
-                        // SAFETY: the run is ours and committed.
-                        unsafe {
-                            (r.pointer().as_ptr().add(i << SLAB_SHIFT) as *mut u64).write(stamp)
-                        };
+                        // SAFETY: slab `i` of the run, which is ours and committed.
+                        unsafe { slab_word(r.pointer(), i).write(stamp) };
                     }
                     mine.push((r, stamp));
                     if round % 3 == 0 {
                         let (r, stamp) = mine.swap_remove(round % mine.len());
                         for i in 0..r.count() {
-                            // SAFETY: as above.
-                            let v = unsafe {
-                                (r.pointer().as_ptr().add(i << SLAB_SHIFT) as *const u64).read()
-                            };
+                            // SAFETY: slab `i` of the run, ours and committed, written above.
+                            let v = unsafe { slab_word(r.pointer(), i).read() };
                             assert_eq!(v, stamp, "slab {i} of a run was written by another thread");
                         }
                         if r.count() == 1 && round % 2 == 0 {
@@ -672,8 +657,8 @@ fn threads_never_share_a_slab() {
                     }
                 }
                 for (r, stamp) in mine {
-                    // SAFETY: as above.
-                    let v = unsafe { (r.pointer().as_ptr() as *const u64).read() };
+                    // SAFETY: slab 0 of the run, ours and committed, written above.
+                    let v = unsafe { slab_word(r.pointer(), 0).read() };
                     assert_eq!(v, stamp);
                     arenas.deallocate(r);
                 }

@@ -36,6 +36,9 @@ extern crate std;
 pub mod bitmap;
 pub mod sync;
 
+#[cfg(all(test, ferroc_loom))]
+mod loom_tests;
+
 #[cfg(all(feature = "base-mmap", not(ferroc_loom)))]
 mod mmap;
 #[cfg(all(feature = "base-mmap", not(ferroc_loom)))]
@@ -178,6 +181,24 @@ impl<B: BaseAlloc> Chunk<B> {
     #[inline]
     pub fn handle(&self) -> &B::Handle {
         &self.handle
+    }
+
+    /// The same memory as a chunk of base `W` with `handle`: for a base that wraps another
+    /// (a fault injector, a test probe), to hand the inner base's chunk out as its own, and in
+    /// its [`deallocate`](BaseAlloc::deallocate) to release it through the inner base again.
+    ///
+    /// # Safety
+    ///
+    /// Exactly one of the two chunks is ever released: the other is forgotten (kept in a
+    /// [`ManuallyDrop`]) or is the one being released now. Releasing the new chunk through `W`
+    /// releases the memory as `B` would.
+    pub unsafe fn with_handle<W: BaseAlloc>(&self, handle: W::Handle) -> Chunk<W> {
+        Chunk {
+            ptr: self.ptr,
+            layout: self.layout,
+            zeroed: self.zeroed,
+            handle,
+        }
     }
 
     /// Splits the chunk into its parts without releasing it.

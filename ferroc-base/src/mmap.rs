@@ -57,7 +57,8 @@ fn preserving_errno<T>(f: impl FnOnce() -> T) -> (T, c_int) {
     // SAFETY: `loc` is this thread's errno.
     let saved = unsafe { *loc };
     let r = f();
-    // SAFETY: as above.
+    // SAFETY: `loc` is still this thread's errno (`errno_location` of this thread), valid
+    // for as long as the thread runs.
     let err = unsafe { core::mem::replace(&mut *loc, saved) };
     (r, err)
 }
@@ -177,13 +178,16 @@ unsafe impl BaseAlloc for Mmap {
         let start = align_up(raw as usize, align).ok_or(MmapError::Overflow)?;
         let head = start - raw as usize;
         let tail = reserve - head - size;
-        // SAFETY: both ranges are the unused ends of the mapping made just above.
-        unsafe {
-            unmap(raw, head);
-            unmap(raw.add(head + size), tail);
-        }
+        // SAFETY: `[raw, raw + head)` is the unused start of the mapping made just above.
+        unsafe { unmap(raw, head) };
+        // SAFETY: `head + size <= reserve`: the offset stays inside that mapping.
+        let end = unsafe { raw.add(head + size) };
+        // SAFETY: `[end, end + tail)` is the unused end of that mapping.
+        unsafe { unmap(end, tail) };
+        // SAFETY: `head < reserve`: the offset stays inside that mapping.
+        let start = unsafe { raw.add(head) };
         // SAFETY: `start` is inside the mapping, so non-null.
-        let ptr = unsafe { NonNull::new_unchecked(raw.add(head)) };
+        let ptr = unsafe { NonNull::new_unchecked(start) };
         let layout = Layout::from_size_align(size, align).map_err(|_| MmapError::Overflow)?;
         // SAFETY: fresh anonymous memory, zeroed, aligned and disjoint; released by munmap.
         Ok(unsafe { Chunk::new(ptr, layout, true, ()) })
@@ -284,8 +288,9 @@ mod tests {
         if zeroed {
             let page = Mmap::os_page_size();
             for off in (0..1 << 20).step_by(page).chain([12345, (1 << 20) - 1]) {
-                // SAFETY: test-owned memory, used within its bounds while alive.
-                assert_eq!(unsafe { *p.as_ptr().add(off) }, 0, "offset {off}");
+                let at = p.as_ptr().wrapping_add(off);
+                // SAFETY: `off` is below the chunk's 1 MiB, and the chunk is ours and committed.
+                assert_eq!(unsafe { at.read() }, 0, "offset {off}");
             }
         }
         // SAFETY: test-owned memory, used within its bounds while alive.
@@ -319,7 +324,7 @@ mod tests {
         assert_eq!(errno(), 4321, "allocate (mmap and two munmaps)");
         // SAFETY: the chunk is ours.
         unsafe { Mmap.commit(chunk.pointer(), page) }.unwrap();
-        // SAFETY: as above; nothing reads the old contents.
+        // SAFETY: the first page of our live chunk, page-aligned; nothing reads it afterwards.
         unsafe { Mmap.decommit(chunk.pointer(), page) };
         assert_eq!(errno(), 4321, "commit and decommit");
         assert!(Mmap.now_ms().is_some());
@@ -345,13 +350,17 @@ mod tests {
         let from = chunk.pointer();
         // SAFETY: inside the chunk, which is `3 * len` long.
         let to = unsafe { from.add(2 * len) };
-        // SAFETY: the chunk is ours.
-        unsafe {
-            for i in 0..len / 8 {
-                from.as_ptr().cast::<u64>().add(i).write(i as u64 * 3 + 1);
-            }
-            to.as_ptr().write_bytes(0xEE, len);
+        for i in 0..len / 8 {
+            // SAFETY: word `i` of the first `len` bytes of our committed chunk (8-aligned).
+            unsafe {
+                from.as_ptr()
+                    .cast::<u64>()
+                    .wrapping_add(i)
+                    .write(i as u64 * 3 + 1)
+            };
         }
+        // SAFETY: `[to, to + len)` is the last third of our committed chunk.
+        unsafe { to.as_ptr().write_bytes(0xEE, len) };
         set_errno(99);
         // SAFETY: disjoint page-aligned ranges of our live chunk.
         let moved = unsafe { Mmap.move_pages(from, to, len) };
@@ -363,20 +372,21 @@ mod tests {
         );
         if moved {
             for i in 0..len / 8 {
-                // SAFETY: test-owned memory within its bounds.
-                unsafe {
-                    assert_eq!(*to.as_ptr().cast::<u64>().add(i), i as u64 * 3 + 1);
-                    assert_eq!(*from.as_ptr().cast::<u64>().add(i), 0, "source reads zero");
-                }
+                // SAFETY: word `i` of `[to, to + len)`, inside our chunk.
+                let moved = unsafe { to.as_ptr().cast::<u64>().wrapping_add(i).read() };
+                // SAFETY: word `i` of `[from, from + len)`, inside our chunk.
+                let source = unsafe { from.as_ptr().cast::<u64>().wrapping_add(i).read() };
+                assert_eq!(moved, i as u64 * 3 + 1);
+                assert_eq!(source, 0, "source reads zero");
             }
             // The source is still ours and writable.
-            // SAFETY: as above.
+            // SAFETY: `[from, from + len)` is still part of our live chunk.
             unsafe { from.as_ptr().write_bytes(1, len) };
         }
         // A range that is not page-aligned is refused and changes nothing.
-        // SAFETY: inside our chunk; misaligned on purpose.
-        let odd = unsafe { NonNull::new_unchecked(from.as_ptr().add(1)) };
-        // SAFETY: as above.
+        let odd = NonNull::new(from.as_ptr().wrapping_add(1)).unwrap();
+        // SAFETY: both ranges lie inside our live chunk and do not overlap; `odd` is
+        // misaligned on purpose, so the base must refuse without touching either.
         assert!(!unsafe { Mmap.move_pages(odd, to, page) });
         assert_eq!(errno(), 99);
     }

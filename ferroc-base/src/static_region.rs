@@ -57,7 +57,8 @@ pub struct Static {
 
 // SAFETY: all shared state lives in the region's atomic bitmaps; the fields are immutable.
 unsafe impl Sync for Static {}
-// SAFETY: as above.
+// SAFETY: the fields are a pointer to the region and two numbers, never changed after
+// construction; all state in the region is atomics, so any thread may own the `Static`.
 unsafe impl Send for Static {}
 
 /// Why a [`Static`] allocation failed.
@@ -147,15 +148,13 @@ impl Static {
         }
         let units = (end - first_unit) >> self.unit_shift;
         debug_assert!(units <= max_units);
-        // SAFETY: the region is 8-aligned and its first `2 * words` words are reserved for the
-        // bitmaps (units start after them), which are only ever accessed atomically.
-        let (used, dirty) = unsafe {
-            let base = self.region.cast::<AtomicU64>();
-            (
-                core::slice::from_raw_parts(base, words),
-                core::slice::from_raw_parts(base.add(words), words),
-            )
-        };
+        let base = self.region.cast::<AtomicU64>();
+        // SAFETY: the region is 8-aligned and its first `words` words are the used bitmap
+        // (units start after both bitmaps), only ever accessed atomically.
+        let used = unsafe { core::slice::from_raw_parts(base, words) };
+        // SAFETY: the next `words` words are the dirty bitmap, inside the region too (units
+        // start after it), only ever accessed atomically.
+        let dirty = unsafe { core::slice::from_raw_parts(base.wrapping_add(words), words) };
         Some(Geometry {
             used: Bitmap::new(used, units),
             dirty: Bitmap::new(dirty, units),
@@ -195,11 +194,13 @@ unsafe impl<'a> BaseAlloc for &'a Static {
         // The run is ours now: reading and then setting its dirty bits races with nobody.
         let zeroed = g.dirty.is_clear(i, count);
         g.dirty.set(i, count);
-        let ptr = (g.first_unit + (i << self.unit_shift)) as *mut u8;
+        // SAFETY: `first_unit` is inside the region, past its start, so the address is not null.
+        let ptr =
+            unsafe { NonNull::new_unchecked((g.first_unit + (i << self.unit_shift)) as *mut u8) };
         let layout = Layout::from_size_align(count << self.unit_shift, align)
             .map_err(|_| StaticError::Exhausted)?;
         // SAFETY: the units are inside the region and exclusively ours; `zeroed` is honest.
-        Ok(unsafe { Chunk::new(NonNull::new_unchecked(ptr), layout, zeroed, *self) })
+        Ok(unsafe { Chunk::new(ptr, layout, zeroed, *self) })
     }
 
     unsafe fn deallocate(chunk: &mut Chunk<Self>) {

@@ -8,7 +8,7 @@
 //! commit and decommit calls it forwarded ([`Failing::commits`], [`Failing::decommits`]), so a
 //! test can see when memory is purged.
 
-use core::{alloc::Layout, fmt, ptr::NonNull};
+use core::{alloc::Layout, fmt, mem::ManuallyDrop, ptr::NonNull};
 
 use crate::{
     BaseAlloc, Chunk,
@@ -136,17 +136,18 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
         if self.always.load(Ordering::Relaxed) || tick(&self.allocate_countdown) {
             return Err(FailingError::Injected);
         }
-        let chunk = self
-            .inner
-            .allocate(layout, commit)
-            .map_err(FailingError::Inner)?;
+        let chunk = ManuallyDrop::new(
+            self.inner
+                .allocate(layout, commit)
+                .map_err(FailingError::Inner)?,
+        );
         self.live.fetch_add(1, Ordering::Relaxed);
         self.live_bytes
             .fetch_add(chunk.layout().size(), Ordering::Relaxed);
         self.allocations.fetch_add(1, Ordering::Relaxed);
-        let (ptr, layout, zeroed, handle) = chunk.into_parts();
-        // SAFETY: the inner base's chunk, released through it in `deallocate`.
-        Ok(unsafe { Chunk::new(ptr, layout, zeroed, (*self, handle)) })
+        // SAFETY: the inner chunk is never dropped (`ManuallyDrop`); ours releases it through
+        // the inner base in `deallocate`.
+        Ok(unsafe { chunk.with_handle((*self, *chunk.handle())) })
     }
 
     unsafe fn deallocate(chunk: &mut Chunk<Self>) {
@@ -155,24 +156,17 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
         this.live.fetch_sub(1, Ordering::Relaxed);
         this.live_bytes
             .fetch_sub(chunk.layout().size(), Ordering::Relaxed);
-        // SAFETY: rebuilds the inner chunk from the parts it was made of; the outer chunk is
-        // being dropped, so the inner one is released exactly once.
-        let inner = unsafe {
-            Chunk::<B>::new(
-                chunk.pointer(),
-                chunk.layout(),
-                chunk.is_zeroed(),
-                chunk.handle().1,
-            )
-        };
-        drop(inner);
+        // SAFETY: the outer chunk is being released now, and only here; the inner chunk with
+        // the inner handle is what the inner base handed out in `allocate`.
+        drop(unsafe { chunk.with_handle::<B>(chunk.handle().1) });
     }
 
     unsafe fn commit(&self, ptr: NonNull<u8>, len: usize) -> Result<(), Self::Error> {
         if self.always.load(Ordering::Relaxed) || tick(&self.commit_countdown) {
             return Err(FailingError::Injected);
         }
-        // SAFETY: forwarded under the same contract.
+        // SAFETY: our caller keeps `commit`'s contract for our chunks, and our chunks are the
+        // inner base's chunks unchanged (same page size): it holds for the inner base too.
         unsafe { self.inner.commit(ptr, len) }.map_err(FailingError::Inner)?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -181,7 +175,8 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
     unsafe fn decommit(&self, ptr: NonNull<u8>, len: usize) -> bool {
         self.decommits.fetch_add(1, Ordering::Relaxed);
         self.decommitted_bytes.fetch_add(len, Ordering::Relaxed);
-        // SAFETY: forwarded under the same contract.
+        // SAFETY: our caller keeps `decommit`'s contract for our chunks, which are the inner
+        // base's chunks unchanged: it holds for the inner base too.
         unsafe { self.inner.decommit(ptr, len) }
     }
 
@@ -190,7 +185,8 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Failing<B> {
     }
 
     unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
-        // SAFETY: forwarded under the same contract.
+        // SAFETY: our caller keeps `move_pages`' contract for our chunks, which are the inner
+        // base's chunks unchanged: it holds for the inner base too.
         unsafe { self.inner.move_pages(from, to, len) }
     }
 }

@@ -19,13 +19,17 @@ fn vm_size() -> usize {
 }
 
 fn set_errno(v: i32) {
-    // SAFETY: this thread's errno.
-    unsafe { *libc::__errno_location() = v }
+    // SAFETY: `__errno_location` has no precondition.
+    let loc = unsafe { libc::__errno_location() };
+    // SAFETY: `loc` is this thread's errno, valid while the thread runs.
+    unsafe { *loc = v }
 }
 
 fn errno() -> i32 {
-    // SAFETY: this thread's errno.
-    unsafe { *libc::__errno_location() }
+    // SAFETY: `__errno_location` has no precondition.
+    let loc = unsafe { libc::__errno_location() };
+    // SAFETY: `loc` is this thread's errno, valid while the thread runs.
+    unsafe { *loc }
 }
 
 fn slack_is_unmapped_at_both_ends() {

@@ -1,9 +1,10 @@
 //! Test support shared by the arena tests: [`Probe`], a base wrapper that records where its
-//! live chunks are and has a clock the test moves by hand.
+//! live chunks are and has a clock the test moves by hand, and [`give_back`].
 #![allow(dead_code)]
 
 use std::{
     alloc::Layout,
+    mem::ManuallyDrop,
     ptr::NonNull,
     sync::{
         Mutex,
@@ -11,7 +12,15 @@ use std::{
     },
 };
 
-use ferroc_arena::{BaseAlloc, Chunk, sizes::SLAB_SIZE};
+use ferroc_arena::{Arenas, BaseAlloc, Chunk, SlabRun, sizes::SLAB_SIZE};
+
+/// Gives every run of `runs` back and checks that the arenas hold no slab in use any more.
+pub fn give_back<B: BaseAlloc>(arenas: &Arenas<B>, runs: impl IntoIterator<Item = SlabRun<B>>) {
+    for r in runs {
+        arenas.deallocate(r);
+    }
+    assert_eq!(arenas.stats().slabs_in_use, 0);
+}
 
 /// Wraps a base, recording every live chunk's range; `now_ms` is a hand-moved clock (or none).
 pub struct Probe<B> {
@@ -87,14 +96,14 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Probe<B> {
     }
 
     fn allocate(&self, layout: Layout, commit: bool) -> Result<Chunk<Self>, Self::Error> {
-        let chunk = self.inner.allocate(layout, commit)?;
-        let (ptr, layout, zeroed, handle) = chunk.into_parts();
+        let chunk = ManuallyDrop::new(self.inner.allocate(layout, commit)?);
         self.chunks
             .lock()
             .unwrap()
-            .push((ptr.as_ptr() as usize, layout.size()));
-        // SAFETY: the inner base's chunk, released through it in `deallocate`.
-        Ok(unsafe { Chunk::new(ptr, layout, zeroed, (*self, handle)) })
+            .push((chunk.pointer().as_ptr() as usize, chunk.layout().size()));
+        // SAFETY: the inner chunk is never dropped (`ManuallyDrop`); ours releases it through
+        // the inner base in `deallocate`.
+        Ok(unsafe { chunk.with_handle((*self, *chunk.handle())) })
     }
 
     unsafe fn deallocate(chunk: &mut Chunk<Self>) {
@@ -105,31 +114,26 @@ unsafe impl<'a, B: BaseAlloc> BaseAlloc for &'a Probe<B> {
             let i = chunks.iter().position(|c| c.0 == start).unwrap();
             chunks.swap_remove(i);
         }
-        // SAFETY: rebuilds the inner chunk from its parts; the outer one is being dropped, so
-        // the inner one is released exactly once.
-        let inner = unsafe {
-            Chunk::<B>::new(
-                chunk.pointer(),
-                chunk.layout(),
-                chunk.is_zeroed(),
-                chunk.handle().1,
-            )
-        };
-        drop(inner);
+        // SAFETY: the outer chunk is being released now, and only here; the inner chunk with
+        // the inner handle is what the inner base handed out in `allocate`.
+        drop(unsafe { chunk.with_handle::<B>(chunk.handle().1) });
     }
 
     unsafe fn commit(&self, ptr: NonNull<u8>, len: usize) -> Result<(), Self::Error> {
-        // SAFETY: forwarded under the same contract.
+        // SAFETY: our caller keeps `commit`'s contract for our chunks, which are the inner
+        // base's chunks unchanged (same page size): it holds for the inner base too.
         unsafe { self.inner.commit(ptr, len) }
     }
 
     unsafe fn decommit(&self, ptr: NonNull<u8>, len: usize) -> bool {
-        // SAFETY: forwarded under the same contract.
+        // SAFETY: our caller keeps `decommit`'s contract for our chunks, which are the inner
+        // base's chunks unchanged: it holds for the inner base too.
         unsafe { self.inner.decommit(ptr, len) }
     }
 
     unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
-        // SAFETY: forwarded under the same contract.
+        // SAFETY: our caller keeps `move_pages`' contract for our chunks, which are the inner
+        // base's chunks unchanged: it holds for the inner base too.
         unsafe { self.inner.move_pages(from, to, len) }
     }
 
