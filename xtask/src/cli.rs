@@ -177,16 +177,21 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// The command of `cargo xtask <line>`, or `None` for an error (help included).
-    fn parse(line: &str) -> Option<Option<Command>> {
+    use clap::error::ErrorKind;
+
+    /// The command of `cargo xtask <line>`, or the kind of clap's error (help included).
+    fn parse(line: &str) -> Result<Option<Command>, ErrorKind> {
         let args = std::iter::once("xtask").chain(line.split_whitespace());
-        Cli::try_parse_from(args).ok().map(|cli| cli.command)
+        Cli::try_parse_from(args)
+            .map(|cli| cli.command)
+            .map_err(|e| e.kind())
     }
 
     fn command(line: &str) -> Command {
-        parse(line)
-            .flatten()
-            .unwrap_or_else(|| panic!("`{line}` did not parse"))
+        match parse(line) {
+            Ok(Some(command)) => command,
+            other => panic!("`{line}` parsed as {other:?}"),
+        }
     }
 
     #[test]
@@ -196,10 +201,10 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(parse(""), Some(None));
+        assert_eq!(parse(""), Ok(None));
         assert_eq!(
-            parse("test-loom"),
-            Some(Some(Command::TestLoom(LoomOptions::default())))
+            command("test-loom"),
+            Command::TestLoom(LoomOptions::default())
         );
         assert_eq!(command("test"), Command::Test(TestOptions::default()));
         assert_eq!(command("tsan"), Command::Tsan);
@@ -207,13 +212,31 @@ mod tests {
             command("setup --dry-run"),
             Command::Setup(SetupOptions { dry_run: true })
         );
-        for bad in ["tset", "tsan x"] {
-            assert_eq!(parse(bad), None, "{bad}");
-        }
         for help in ["help", "--help", "-h", "test --help", "help suite"] {
-            let args = std::iter::once("xtask").chain(help.split_whitespace());
-            let kind = Cli::try_parse_from(args).map(|_| ()).unwrap_err().kind();
-            assert_eq!(kind, clap::error::ErrorKind::DisplayHelp, "{help}");
+            assert_eq!(parse(help), Err(ErrorKind::DisplayHelp), "{help}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        for bad in [
+            "tset",
+            "tsan x",
+            "test-loom --preemptions",
+            "test-loom --preemptions 0",
+            "test-loom --preemptions x",
+            "test-loom --skip-loom",
+            "test --skip-loom=yes",
+            "test extra",
+            "suite --reps 0",
+            "suite --assets",
+            "suite --fast",
+            "suite --quick=1",
+            "bench --quick=1",
+            "bench --slow",
+        ] {
+            let kind = parse(bad).expect_err(bad);
+            assert_ne!(kind, ErrorKind::DisplayHelp, "{bad}");
         }
     }
 
@@ -246,20 +269,6 @@ mod tests {
                 features: Some("stat".to_owned()),
             })
         );
-        for bad in [
-            "test-loom --preemptions",
-            "test-loom --preemptions 0",
-            "test-loom --preemptions x",
-            "test-loom --skip-loom",
-            "test --skip-loom=yes",
-            "test extra",
-        ] {
-            assert_eq!(parse(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn suite_flags() {
         assert_eq!(command("suite"), Command::Suite(SuiteOptions::default()));
         assert_eq!(
             command(
@@ -277,18 +286,6 @@ mod tests {
                 filters: vec!["larson".to_owned(), "churn".to_owned()],
             })
         );
-        for bad in [
-            "suite --reps 0",
-            "suite --assets",
-            "suite --fast",
-            "suite --quick=1",
-        ] {
-            assert_eq!(parse(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn bench_flags() {
         assert_eq!(command("bench"), Command::Bench(BenchOptions::default()));
         assert_eq!(
             command("bench pair --quick batch_10k --cpu-time"),
@@ -298,7 +295,5 @@ mod tests {
                 filters: vec!["pair".to_owned(), "batch_10k".to_owned()],
             })
         );
-        assert_eq!(parse("bench --quick=1"), None);
-        assert_eq!(parse("bench --slow"), None);
     }
 }

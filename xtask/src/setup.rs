@@ -100,9 +100,13 @@ fn cargo_subcommand_works(subcommand: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// What this machine lacks; `lints`: whether the lint steps' components are needed.
-fn find_missing(lints: bool) -> Missing {
-    let pretend = std::env::var(PRETEND_MISSING).unwrap_or_default();
+/// What this machine lacks; `lints`: whether the lint steps' components are needed;
+/// `pretend`: whether the names in [`PRETEND_MISSING`] count as missing.
+fn find_missing(lints: bool, pretend: bool) -> Missing {
+    let pretend = match pretend {
+        true => std::env::var(PRETEND_MISSING).unwrap_or_default(),
+        false => String::new(),
+    };
     let pretend = pretended(&pretend);
     let path = std::env::var_os("PATH");
     let mut missing =
@@ -117,39 +121,57 @@ fn find_missing(lints: bool) -> Missing {
     missing
 }
 
-/// The `apt-get` runs that install `packages`.
-fn apt_commands(packages: &[&str]) -> [Vec<String>; 2] {
-    let mut install: Vec<String> = ["apt-get", "install", "-q", "-y", "--no-install-recommends"]
-        .map(str::to_owned)
-        .to_vec();
-    install.extend(packages.iter().map(|p| (*p).to_owned()));
-    [
-        ["apt-get", "update", "-q"].map(str::to_owned).to_vec(),
-        install,
+/// Whether xtask runs as root (and so may run `apt-get` itself).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid takes no arguments, reads and writes no memory of ours and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0
+}
+
+/// The `apt-get update` and `apt-get install` runs that install `packages`, non-interactive;
+/// through `sudo` unless `root`.
+fn apt_commands(packages: &[&str], root: bool) -> [Command; 2] {
+    let apt = |args: &[&str]| {
+        let mut cmd = if root {
+            let mut cmd = Command::new("apt-get");
+            cmd.env("DEBIAN_FRONTEND", "noninteractive");
+            cmd
+        } else {
+            // sudo resets the environment: the variable goes through `env`.
+            let mut cmd = Command::new("sudo");
+            cmd.args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            cmd
+        };
+        cmd.args(args);
+        cmd
+    };
+    let install = [
+        &["install", "-q", "-y", "--no-install-recommends"],
+        packages,
     ]
+    .concat();
+    [apt(&["update", "-q"]), apt(&install)]
+}
+
+/// Installs `packages` with `apt-get` (through `sudo` when not root), showing each command.
+pub fn apt_install(packages: &[&str]) -> Result<(), String> {
+    for mut cmd in apt_commands(packages, is_root()) {
+        println!("$ {}", run::display(&cmd));
+        run::status(&mut cmd)?;
+    }
+    Ok(())
 }
 
 /// The `rustup` run that adds `components`.
-fn rustup_command(components: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["rustup", "component", "add"].map(str::to_owned).to_vec();
-    args.extend(components.iter().map(|c| (*c).to_owned()));
-    args
-}
-
-/// Runs `args` (program first), with `DEBIAN_FRONTEND=noninteractive` for apt.
-fn run_line(args: &[String]) -> Result<(), String> {
-    let mut cmd = Command::new(&args[0]);
-    cmd.args(&args[1..]);
-    if args[0] == "apt-get" {
-        cmd.env("DEBIAN_FRONTEND", "noninteractive");
-    }
-    println!("$ {}", run::display(&cmd));
-    run::status(&mut cmd)
+fn rustup_command(components: &[&str]) -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["component", "add"]).args(components);
+    cmd
 }
 
 /// Installs what is missing; `lints`: whether the lint steps' components are needed.
 pub fn run(options: &SetupOptions, lints: bool) -> Result<(), String> {
-    let missing = find_missing(lints);
+    let missing = find_missing(lints, true);
     let path = std::env::var_os("PATH");
     if missing == Missing::default() {
         println!(
@@ -173,11 +195,12 @@ pub fn run(options: &SetupOptions, lints: bool) -> Result<(), String> {
             "setup: missing rustup components {}{dry}",
             missing.components.join(", ")
         );
-        let line = rustup_command(&missing.components);
+        let mut cmd = rustup_command(&missing.components);
         if options.dry_run {
-            println!("would run: {}", line.join(" "));
+            println!("would run: {}", run::display(&cmd));
         } else if on_path("rustup", path.as_deref()) {
-            run_line(&line)?;
+            println!("$ {}", run::display(&cmd));
+            run::status(&mut cmd)?;
         } else {
             return Err(format!(
                 "the {} components are missing and there is no rustup to add them: install \
@@ -189,7 +212,8 @@ pub fn run(options: &SetupOptions, lints: bool) -> Result<(), String> {
     if options.dry_run {
         return Ok(());
     }
-    let still = find_missing(lints);
+    // What was only pretended missing is present: the check after the install is real.
+    let still = find_missing(lints, false);
     if still == Missing::default() {
         println!("setup: done");
         Ok(())
@@ -203,38 +227,33 @@ pub fn run(options: &SetupOptions, lints: bool) -> Result<(), String> {
 
 /// Installs `packages` with apt-get as root; otherwise the error says what to run.
 fn install_packages(packages: &[&str], dry_run: bool, path: Option<&OsStr>) -> Result<(), String> {
-    let lines = apt_commands(packages);
     let has_apt = on_path("apt-get", path);
-    // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = is_root();
+    let sudo_line = format!("sudo apt-get install -y {}", packages.join(" "));
     if dry_run {
-        let sudo = if root { "" } else { "sudo " };
-        for line in &lines {
-            println!(
-                "would run: {sudo}DEBIAN_FRONTEND=noninteractive {}",
-                line.join(" ")
-            );
-        }
         if !has_apt {
-            println!("(no apt-get on this machine: install those packages with its own tools)");
+            println!("would stop: no apt-get (not Debian); install those packages yourself");
+        } else if !root {
+            println!("would stop (not root) and ask you to run: {sudo_line}");
+        } else {
+            for cmd in apt_commands(packages, root) {
+                println!("would run: {}", run::display(&cmd));
+            }
         }
-        return Ok(());
-    }
-    if !has_apt {
-        return Err(format!(
+        Ok(())
+    } else if !has_apt {
+        Err(format!(
             "missing commands; this is not a Debian machine (no apt-get): install the packages \
              that provide them ({})",
             packages.join(" ")
-        ));
+        ))
+    } else if !root {
+        Err(format!(
+            "missing commands; install their packages (as root), then run again:\n  {sudo_line}"
+        ))
+    } else {
+        apt_install(packages)
     }
-    if !root {
-        return Err(format!(
-            "missing commands; install their packages (as root), then run again:\n  \
-             sudo apt-get install -y {}",
-            packages.join(" ")
-        ));
-    }
-    lines.iter().try_for_each(|line| run_line(line))
 }
 
 #[cfg(test)]
@@ -279,14 +298,24 @@ mod tests {
             ["lua5.4", "redis-cli", "clippy"]
         );
         assert!(pretended("").is_empty());
-        let [update, install] = apt_commands(&["lua5.4", "redis-tools"]);
-        assert_eq!(update.join(" "), "apt-get update -q");
+        let [update, install] = apt_commands(&["lua5.4", "redis-tools"], true);
         assert_eq!(
-            install.join(" "),
-            "apt-get install -q -y --no-install-recommends lua5.4 redis-tools"
+            run::display(&update),
+            "DEBIAN_FRONTEND=noninteractive apt-get update -q"
         );
         assert_eq!(
-            rustup_command(&["rustfmt", "clippy"]).join(" "),
+            run::display(&install),
+            "DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \
+             lua5.4 redis-tools"
+        );
+        let [_, install] = apt_commands(&["lua5.4"], false);
+        assert_eq!(
+            run::display(&install),
+            "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -q -y \
+             --no-install-recommends lua5.4"
+        );
+        assert_eq!(
+            run::display(&rustup_command(&["rustfmt", "clippy"])),
             "rustup component add rustfmt clippy"
         );
     }
