@@ -25,7 +25,10 @@ use std::{
     time::SystemTime,
 };
 
-use crate::{cli::BenchOptions, json, run, workspace};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::{cli::BenchOptions, run, workspace};
 
 /// The package holding the benches.
 const PACKAGE: &str = "ferroc-benches";
@@ -310,33 +313,43 @@ fn results_since(home: &Path, before: &Snapshot) -> Result<Vec<Measurement>, Str
     Ok(found)
 }
 
+/// The parts of criterion's `benchmark.json` read here.
+#[derive(Deserialize)]
+struct BenchmarkId {
+    group_id: String,
+    function_id: String,
+    value_str: Option<String>,
+}
+
+/// The parts of criterion's `estimates.json` read here.
+#[derive(Deserialize)]
+struct Estimates {
+    median: Estimate,
+}
+
+#[derive(Deserialize)]
+struct Estimate {
+    point_estimate: f64,
+}
+
+/// Reads and parses one JSON file.
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The result in a `new/` directory.
 fn read_result(new: &Path, written: SystemTime) -> Result<Measurement, String> {
-    let read_json = |path: &Path| -> Result<json::Value, String> {
-        let text =
-            fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        json::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let id = read_json(&new.join("benchmark.json"))?;
-    let est = read_json(&new.join("estimates.json"))?;
-    let field = |key: &str| id.get(key).and_then(json::Value::as_str).map(str::to_owned);
-    let median = est
-        .get("median")
-        .and_then(|m| m.get("point_estimate"))
-        .and_then(json::Value::as_f64);
-    match (field("group_id"), field("function_id"), median) {
-        (Some(group), Some(function), Some(median_ns)) => Ok(Measurement {
-            group,
-            function,
-            value: field("value_str").unwrap_or_default(),
-            median_ns,
-            written,
-        }),
-        _ => Err(format!(
-            "{}: no group_id, function_id or median",
-            new.display()
-        )),
-    }
+    let id: BenchmarkId = read_json(&new.join("benchmark.json"))?;
+    let estimates: Estimates = read_json(&new.join("estimates.json"))?;
+    Ok(Measurement {
+        group: id.group_id,
+        function: id.function_id,
+        value: id.value_str.unwrap_or_default(),
+        median_ns: estimates.median.point_estimate,
+        written,
+    })
 }
 
 /// The markdown table of one bench: a row per case, a column per allocator, each cell the

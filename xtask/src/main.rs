@@ -2,10 +2,13 @@
 //!
 //! Run through the cargo alias in `.cargo/config.toml` (`xtask = run --quiet --package xtask --`):
 //!
-//! - `cargo xtask test`: **the** project test command (the README and CI run it). In order, and
-//!   stopping at the first failure: `cargo fmt --check`, `cargo clippy -D warnings`,
-//!   `cargo test --workspace` with default and with all features, every loom model, and the feature-combination
-//!   builds listed in [`test::FEATURE_CHECKS`]. Ends with a summary of each step's time.
+//! - `cargo xtask test`: **the** project test command (the README and CI run it). First
+//!   `setup` (below), then in order, stopping at the first failure: `cargo fmt --check`,
+//!   `cargo clippy -D warnings`, `cargo test --workspace` with default and with all features,
+//!   every loom model, and the feature-combination builds listed in [`test::FEATURE_CHECKS`].
+//!   Ends with a summary of each step's time.
+//! - `cargo xtask setup [--dry-run]`: installs the Debian packages and rustup components the
+//!   tests need and the machine lacks (see [`setup`]).
 //! - `cargo xtask test-loom`: only the loom models (see [`loom`]).
 //! - `cargo xtask capi`: the C libraries, header and pkg-config file (see [`capi`]).
 //! - `cargo xtask suite`: the workload programs with each allocator, tables and charts (see
@@ -14,19 +17,21 @@
 //!   beside the system allocator, mimalloc and jemalloc, and a markdown table of the medians
 //!   (see [`bench`]).
 //! - `cargo xtask tsan`: the threaded tests under ThreadSanitizer (see [`tsan`]).
-//! - `cargo xtask help`: usage.
+//! - `cargo xtask --help` (or `help`, or no command): usage; `cargo xtask <COMMAND> --help`:
+//!   a command's options.
 //!
-//! The arguments are parsed by hand ([`cli`]), criterion's JSON is read by a small reader
-//! ([`json`]), and every child is a `std::process::Command` run from the workspace root
-//! ([`workspace`]). Beyond `std`, the crate uses `libc` (`wait4` for the suite's peak memory)
-//! and `plotters` (the suite's charts).
+//! Every child is a `std::process::Command` run from the workspace root ([`workspace`]). The
+//! crates beyond `std`, each for one job: `clap` parses the arguments ([`cli`]),
+//! `cargo_metadata` lists the workspace's members, `serde_json` (with `serde`'s derive) reads
+//! criterion's JSON and writes the suite's, `libc` gives `wait4` (the suite's peak memory) and
+//! `geteuid`, and `plotters` draws the suite's charts.
 
 mod bench;
 mod capi;
 mod cli;
-mod json;
 mod loom;
 mod run;
+mod setup;
 mod suite;
 mod test;
 mod tsan;
@@ -34,29 +39,24 @@ mod workspace;
 
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser};
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match cli::parse(&args) {
-        Ok(command) => command,
-        Err(message) => {
-            eprintln!("error: {message}");
-            eprintln!("Run `cargo xtask help` for usage.");
-            return ExitCode::from(2);
+    // Usage errors exit with status 2 and `--help` with 0, both from clap.
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        None => cli::Cli::command()
+            .print_help()
+            .map_err(|e| format!("cannot print the help: {e}")),
+        Some(cli::Command::TestLoom(options)) => loom::run(options.preemptions).map(|_| ()),
+        Some(cli::Command::Test(options)) => test::run(&options),
+        Some(cli::Command::Setup(options)) => setup::run(&options, true),
+        Some(cli::Command::Suite(options)) => suite::run(&options),
+        Some(cli::Command::Tsan) => tsan::run(),
+        Some(cli::Command::Capi(options)) => {
+            capi::run(options.prefix.as_deref(), options.features.as_deref())
         }
-    };
-    let result = match command {
-        cli::Command::Help => {
-            print!("{}", cli::USAGE);
-            Ok(())
-        }
-        cli::Command::TestLoom { preemptions } => loom::run(preemptions).map(|_| ()),
-        cli::Command::Test(options) => test::run(&options),
-        cli::Command::Suite(options) => suite::run(&options),
-        cli::Command::Tsan => tsan::run(),
-        cli::Command::Capi { prefix, features } => {
-            capi::run(prefix.as_deref(), features.as_deref())
-        }
-        cli::Command::Bench(options) => bench::run(&options),
+        Some(cli::Command::Bench(options)) => bench::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

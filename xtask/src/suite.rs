@@ -4,7 +4,8 @@
 //!    into `target/ferroc-suite/bin/`.
 //! 2. Finds the allocators: glibc (no preload), Ferroc, and Debian's `libmimalloc.so.2`,
 //!    `libjemalloc.so.2` and `libtcmalloc_minimal.so.4` where installed (`--install` installs
-//!    them with `apt-get`; a missing one is skipped with a message).
+//!    them with `apt-get`, through `sudo` when not root; a missing one is skipped with a
+//!    message).
 //! 3. For each workload, runs every allocator once per repetition, the allocators in turn
 //!    (their order rotating with the repetition), with a progress line per run. A run's wall
 //!    time and peak RSS (`wait4`) are kept; a crash, non-zero exit, timeout or checksum other
@@ -26,7 +27,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cli::SuiteOptions;
-use crate::{capi, run, workspace};
+use crate::{capi, run, setup, workspace};
 use report::{Cell, Results, Sample};
 use workloads::Workload;
 
@@ -353,24 +354,8 @@ fn install_missing() -> Result<(), String> {
         println!("==> --install: every peer allocator and the chart font are installed");
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions.
-    let root_user = unsafe { libc::geteuid() } == 0;
-    let apt = |args: &[&str]| -> Result<(), String> {
-        let mut cmd = if root_user {
-            Command::new("apt-get")
-        } else {
-            let mut c = Command::new("sudo");
-            c.arg("apt-get");
-            c
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        println!("==> {}", run::display(&cmd));
-        run::status(&mut cmd)
-    };
-    apt(&["update", "-q"])?;
-    let mut args = vec!["install", "-q", "-y", "--no-install-recommends"];
-    args.extend(&packages);
-    apt(&args)
+    println!("==> --install: {}", packages.join(" "));
+    setup::apt_install(&packages)
 }
 
 /// The lines at the top of `results.md`: how to reproduce the run and where it ran.

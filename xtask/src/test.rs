@@ -1,6 +1,8 @@
 //! `cargo xtask test`: the project test command.
 //!
-//! The steps run in order and the first failure stops the run with a message naming the step:
+//! It first installs what the tests need and the machine lacks ([`crate::setup`]; left out with
+//! `--no-setup`, and the lint components are not asked for with `--skip-lints`). The steps then
+//! run in order and the first failure stops the run with a message naming the step:
 //!
 //! 1. `fmt`: `cargo fmt --all -- --check`
 //! 2. `clippy`: `cargo clippy --workspace --all-targets --all-features -- -D warnings`
@@ -14,8 +16,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::cli::SetupOptions;
 use crate::cli::TestOptions;
-use crate::{loom, run, workspace};
+use crate::{loom, run, setup, workspace};
 
 /// Builds of feature combinations that `--workspace --all-features` never compiles: each row is
 /// the arguments of one `cargo` run, in the order run. Add a row here when a crate gains a
@@ -142,6 +145,13 @@ fn steps(options: &TestOptions) -> Vec<Step> {
 
 /// Runs every step; an error names the step that failed.
 pub fn run(options: &TestOptions) -> Result<(), String> {
+    if options.no_setup {
+        println!("==> setup: skipped (--no-setup)");
+    } else {
+        println!("==> setup: what the tests need (cargo xtask setup)");
+        setup::run(&SetupOptions::default(), !options.skip_lints)
+            .map_err(|e| format!("setup: {e}"))?;
+    }
     let root = workspace::root();
     let steps = steps(options);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(steps.len());
@@ -172,7 +182,9 @@ pub fn run(options: &TestOptions) -> Result<(), String> {
                 cmd.current_dir(&root).args(args);
                 run::status(&mut cmd).map(|()| String::new())
             }
-            Action::Loom => loom::run(options.preemptions).map(|summary| format!("({summary})")),
+            Action::Loom => {
+                loom::run(options.loom.preemptions).map(|summary| format!("({summary})"))
+            }
         };
         let time = start.elapsed();
         match result {

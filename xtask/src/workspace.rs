@@ -1,7 +1,7 @@
 //! Finding the workspace: its root, its member crates, and which of them have loom models.
 //!
-//! The manifests are read with a few lines of string handling rather than a TOML parser: only
-//! `[workspace] members` (plain paths and `dir/*` globs) and `[package] name` are needed.
+//! The members come from `cargo metadata --no-deps` (through `cargo_metadata`), so cargo itself
+//! reads the manifests and expands the member globs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,21 +37,25 @@ pub fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
-/// Every member crate listed in the root manifest, in the order listed.
+/// Every member crate of the workspace, in the order cargo lists them.
 pub fn members(root: &Path) -> Result<Vec<Member>, String> {
-    let manifest = read(&root.join("Cargo.toml"))?;
-    let mut members = Vec::new();
-    for pattern in member_patterns(&manifest) {
-        for dir in expand(root, &pattern)? {
-            let manifest_path = dir.join("Cargo.toml");
-            if !manifest_path.is_file() {
-                continue;
-            }
-            let name = package_name(&read(&manifest_path)?)
-                .ok_or_else(|| format!("no [package] name in {}", manifest_path.display()))?;
-            members.push(Member { name, dir });
-        }
-    }
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .cargo_path(cargo())
+        .manifest_path(root.join("Cargo.toml"))
+        .no_deps()
+        .exec()
+        .map_err(|e| format!("cannot read the workspace (cargo metadata): {e}"))?;
+    let members = metadata
+        .workspace_packages()
+        .into_iter()
+        .map(|package| Member {
+            name: package.name.to_string(),
+            dir: package
+                .manifest_path
+                .parent()
+                .map_or_else(|| root.to_path_buf(), |dir| dir.as_std_path().to_path_buf()),
+        })
+        .collect();
     Ok(members)
 }
 
@@ -86,10 +90,11 @@ fn has_loom_tests(dir: &Path) -> Result<bool, String> {
     Ok(false)
 }
 
-/// Whether a line is `mod loom_tests` (possibly `pub`, `pub(crate)`, ...). Only a declaration
-/// counts: a mention in a comment or a string does not.
+/// Whether a line is `mod loom_tests` (possibly `pub`, `pub(crate)`, ..., and after attributes
+/// such as `#[cfg(all(test, ferroc_loom))]` on the same line). Only a declaration counts: a
+/// mention in a comment or a string does not.
 fn declares_loom_tests(line: &str) -> bool {
-    let mut line = line.trim_start();
+    let mut line = skip_attributes(line.trim_start());
     if let Some(rest) = line.strip_prefix("pub") {
         line = match rest.trim_start().strip_prefix('(') {
             Some(rest) => rest.split_once(')').map_or("", |(_, rest)| rest),
@@ -102,122 +107,33 @@ fn declares_loom_tests(line: &str) -> bool {
     })
 }
 
+/// `line` after the outer attributes (`#[...]`, brackets nested) it starts with.
+fn skip_attributes(mut line: &str) -> &str {
+    while let Some(rest) = line.strip_prefix("#[") {
+        let mut depth = 1;
+        let end = rest.find(|c| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            depth == 0
+        });
+        match end {
+            Some(end) => line = rest[end + 1..].trim_start(),
+            None => return "",
+        }
+    }
+    line
+}
+
 fn read(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
-/// Drops a `#` comment (the manifests read here have no `#` inside strings that matter).
-fn strip_comment(line: &str) -> &str {
-    line.split_once('#').map_or(line, |(code, _)| code)
-}
-
-/// The strings of `[workspace] members = [ ... ]`, which may span several lines.
-fn member_patterns(manifest: &str) -> Vec<String> {
-    let mut in_workspace = false;
-    let mut collecting = false;
-    let mut list = String::new();
-    for line in manifest.lines() {
-        let line = strip_comment(line).trim();
-        if !collecting {
-            if line.starts_with('[') {
-                in_workspace = line == "[workspace]";
-                continue;
-            }
-            let Some(value) = key_value(line, "members") else {
-                continue;
-            };
-            if !in_workspace {
-                continue;
-            }
-            collecting = true;
-            list.push_str(value);
-        } else {
-            list.push(' ');
-            list.push_str(line);
-        }
-        if list.contains(']') {
-            break;
-        }
-    }
-    quoted_strings(&list)
-}
-
-/// The value of `key = value` on this line, if the line sets `key`.
-fn key_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let (k, v) = line.split_once('=')?;
-    (k.trim() == key).then_some(v.trim())
-}
-
-/// Every `"..."` in `text`.
-fn quoted_strings(text: &str) -> Vec<String> {
-    text.split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
-
-/// `name = "..."` of the `[package]` table.
-fn package_name(manifest: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in manifest.lines() {
-        let line = strip_comment(line).trim();
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package && let Some(value) = key_value(line, "name") {
-            return quoted_strings(value).into_iter().next();
-        }
-    }
-    None
-}
-
-/// A member pattern as directories: a plain path, or `dir/*` for every subdirectory of `dir`.
-fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
-    let Some(parent) = pattern.strip_suffix("/*") else {
-        return Ok(vec![root.join(pattern)]);
-    };
-    let parent = root.join(parent);
-    let entries =
-        fs::read_dir(&parent).map_err(|e| format!("cannot read {}: {e}", parent.display()))?;
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    Ok(dirs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_members() {
-        let manifest = r#"
-[package]
-members = ["not-this"]
-
-[workspace]
-resolver = "3"
-members = [
-    "a", # the first
-    "crates/*",
-]
-exclude = ["x"]
-"#;
-        assert_eq!(member_patterns(manifest), ["a", "crates/*"]);
-        assert_eq!(
-            member_patterns("[workspace]\nmembers = [\"one\", \"two\"]\n"),
-            ["one", "two"]
-        );
-    }
-
-    #[test]
-    fn parses_package_name() {
-        let manifest = "[package]\nname = \"ferroc-benches\" # renamed\nversion = \"1\"\n";
-        assert_eq!(package_name(manifest).as_deref(), Some("ferroc-benches"));
-        assert_eq!(package_name("[lib]\nname = \"x\"\n"), None);
-    }
 
     #[test]
     fn loom_tests_declarations() {
@@ -227,6 +143,47 @@ exclude = ["x"]
         assert!(!declares_loom_tests("// see mod loom_tests"));
         assert!(!declares_loom_tests("let s = \"mod loom_tests\";"));
         assert!(!declares_loom_tests("model loom_tests"));
+        assert!(declares_loom_tests(
+            "#[cfg(all(test, ferroc_loom))] mod loom_tests;"
+        ));
+        assert!(declares_loom_tests(
+            "#[cfg(test)] #[path = \"m.rs\"] pub(crate) mod loom_tests;"
+        ));
+        assert!(!declares_loom_tests("#[cfg(all(test, ferroc_loom))]"));
+        assert!(!declares_loom_tests("#[cfg(test) mod loom_tests;"));
+    }
+
+    /// Models in files of their own: `mod loom_tests;` in `lib.rs` with the models in
+    /// `src/loom_tests/*.rs`, or the declaration in a nested module file.
+    #[test]
+    fn finds_nested_models() {
+        let dir = std::env::temp_dir().join(format!("xtask-loom-{}", std::process::id()));
+        let src = dir.join("src");
+        fs::create_dir_all(src.join("loom_tests")).unwrap();
+        fs::create_dir_all(src.join("pool")).unwrap();
+        fs::write(
+            src.join("lib.rs"),
+            "//! mod loom_tests (a comment)\nmod pool;\n",
+        )
+        .unwrap();
+        fs::write(src.join("loom_tests/pool.rs"), "fn loom_pool() {}\n").unwrap();
+        fs::write(src.join("pool/mod.rs"), "pub struct Pool;\n").unwrap();
+        assert!(!has_loom_tests(&src).unwrap());
+        fs::write(
+            src.join("lib.rs"),
+            "mod pool;\n#[cfg(all(test, ferroc_loom))]\nmod loom_tests;\n",
+        )
+        .unwrap();
+        assert!(has_loom_tests(&src).unwrap());
+        fs::write(src.join("lib.rs"), "mod pool;\n").unwrap();
+        fs::write(
+            src.join("pool/mod.rs"),
+            "#[cfg(all(test, ferroc_loom))] mod loom_tests;\n",
+        )
+        .unwrap();
+        assert!(has_loom_tests(&src).unwrap());
+        assert!(!has_loom_tests(&dir.join("no-such-dir")).unwrap());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub fn run(
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let watchdog = thread::spawn(move || match done_rx.recv_timeout(timeout) {
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+            // SAFETY: kill only sends a signal; it reads and writes no memory of ours. `pid` is
+            // our child, not reaped before this thread is joined (`wait_exit` uses WNOWAIT), so
+            // the number still names that process.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             true
         }
@@ -94,9 +96,11 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Strin
 /// Waits until the child has exited, leaving it unreaped.
 fn wait_exit(pid: libc::pid_t) -> Result<(), String> {
     loop {
-        // SAFETY: an all-zero siginfo_t is a valid value to be overwritten.
+        // SAFETY: siginfo_t is a C struct of integers (and a union of them), for which all-zero
+        // bytes are a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid siginfo_t to write; WNOWAIT leaves the child a zombie.
+        // SAFETY: `&mut info` points to a live siginfo_t of this frame, the only memory waitid
+        // writes; WNOWAIT leaves the child unreaped.
         let rc = unsafe {
             libc::waitid(
                 libc::P_PID,
@@ -119,9 +123,11 @@ fn wait_exit(pid: libc::pid_t) -> Result<(), String> {
 fn reap(pid: libc::pid_t) -> Result<(libc::c_int, libc::rusage), String> {
     loop {
         let mut status: libc::c_int = 0;
-        // SAFETY: an all-zero rusage is a valid value to be overwritten.
+        // SAFETY: rusage is a C struct of integers (two timevals and longs), for which all-zero
+        // bytes are a valid value.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `status` and `usage` are valid to write.
+        // SAFETY: `&mut status` and `&mut usage` point to live locals of this frame of the types
+        // wait4 expects, the only memory it writes.
         let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         if rc == pid {
             return Ok((status, usage));

@@ -1,6 +1,8 @@
 //! The suite's results and how they are written: the markdown tables (`results.md`), the JSON
 //! file (`results.json`) and the data of the two charts.
 
+use serde::Serialize;
+
 use super::chart::BarChart;
 use super::stats::{geomean, median, ratio};
 
@@ -288,111 +290,118 @@ impl Results {
 
     /// `results.json`: every sample and failure, the medians, ratios and geometric means.
     pub fn json(&self) -> String {
-        let mut out = String::from("{\n  \"about\": {");
-        let about: Vec<String> = self
-            .about
-            .iter()
-            .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
-            .collect();
-        out.push_str(&about.join(", "));
-        out.push_str("},\n  \"reference\": ");
-        out.push_str(&quote(REFERENCE));
-        out.push_str(",\n  \"allocators\": [");
-        out.push_str(
-            &self
-                .allocators
-                .iter()
-                .map(|a| quote(a))
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        out.push_str("],\n  \"workloads\": [\n");
-        let time_ratios = self.ratios(Metric::Time);
-        let mem_ratios = self.ratios(Metric::PeakRss);
-        let rows: Vec<String> = self
+        let (time_ratios, mem_ratios) = (self.ratios(Metric::Time), self.ratios(Metric::PeakRss));
+        let workloads = self
             .workloads
             .iter()
+            .zip(&self.cells)
             .enumerate()
-            .map(|(w, name)| {
-                let cells: Vec<String> = self.cells[w]
-                    .iter()
-                    .enumerate()
-                    .map(|(a, c)| {
-                        format!(
-                            "        {}: {{\"time_s\": {}, \"peak_rss_kib\": {}, \"end_rss_kib\": {}, \
-                             \"time_ratio\": {}, \"memory_ratio\": {}, \"times_s\": [{}], \
-                             \"peak_rss_kib_all\": [{}], \"failures\": [{}]}}",
-                            quote(&self.allocators[a]),
-                            number(c.time()),
-                            number(c.max_rss_kib()),
-                            number(c.end_rss_kib()),
-                            number(time_ratios[w][a]),
-                            number(mem_ratios[w][a]),
-                            c.samples
-                                .iter()
-                                .map(|s| format!("{:.4}", s.wall_s))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            c.samples
-                                .iter()
-                                .map(|s| s.max_rss_kib.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            c.failures.iter().map(|f| quote(f)).collect::<Vec<_>>().join(", ")
-                        )
-                    })
-                    .collect();
-                format!(
-                    "    {{\"name\": {}, \"cells\": {{\n{}\n    }}}}",
-                    quote(name),
-                    cells.join(",\n")
-                )
+            .map(|(w, (name, row))| JsonWorkload {
+                name,
+                cells: Ordered(
+                    self.allocators
+                        .iter()
+                        .zip(row)
+                        .enumerate()
+                        .map(|(a, (allocator, c))| {
+                            let cell = JsonCell {
+                                time_s: rounded(c.time()),
+                                peak_rss_kib: rounded(c.max_rss_kib()),
+                                end_rss_kib: rounded(c.end_rss_kib()),
+                                time_ratio: rounded(time_ratios[w][a]),
+                                memory_ratio: rounded(mem_ratios[w][a]),
+                                times_s: c
+                                    .samples
+                                    .iter()
+                                    .map(|s| rounded(Some(s.wall_s)))
+                                    .collect(),
+                                peak_rss_kib_all: c.samples.iter().map(|s| s.max_rss_kib).collect(),
+                                failures: &c.failures,
+                            };
+                            (allocator.as_str(), cell)
+                        })
+                        .collect(),
+                ),
             })
             .collect();
-        out.push_str(&rows.join(",\n"));
-        out.push_str("\n  ],\n  \"geomean\": {");
         let (gt, gm) = (self.geomeans(Metric::Time), self.geomeans(Metric::PeakRss));
-        let geo: Vec<String> = self
+        let geomean = self
             .allocators
             .iter()
             .enumerate()
             .map(|(a, name)| {
-                format!(
-                    "{}: {{\"time_ratio\": {}, \"memory_ratio\": {}}}",
-                    quote(name),
-                    number(gt[a]),
-                    number(gm[a])
-                )
+                let ratios = JsonRatios {
+                    time_ratio: rounded(gt[a]),
+                    memory_ratio: rounded(gm[a]),
+                };
+                (name.as_str(), ratios)
             })
             .collect();
-        out.push_str(&geo.join(", "));
-        out.push_str("}\n}\n");
-        out
+        let json = JsonResults {
+            about: Ordered(
+                self.about
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            ),
+            reference: REFERENCE,
+            allocators: &self.allocators,
+            workloads,
+            geomean: Ordered(geomean),
+        };
+        let mut text = serde_json::to_string_pretty(&json).expect("the results serialize");
+        text.push('\n');
+        text
     }
 }
 
-/// A JSON string.
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// `results.json`, as written.
+#[derive(Serialize)]
+struct JsonResults<'a> {
+    about: Ordered<'a, &'a str>,
+    reference: &'static str,
+    allocators: &'a [String],
+    workloads: Vec<JsonWorkload<'a>>,
+    geomean: Ordered<'a, JsonRatios>,
 }
 
-/// A JSON number, or `null`.
-fn number(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v.is_finite() => format!("{v:.4}"),
-        _ => "null".to_owned(),
+#[derive(Serialize)]
+struct JsonWorkload<'a> {
+    name: &'a str,
+    /// By allocator.
+    cells: Ordered<'a, JsonCell<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonCell<'a> {
+    time_s: Option<f64>,
+    peak_rss_kib: Option<f64>,
+    end_rss_kib: Option<f64>,
+    time_ratio: Option<f64>,
+    memory_ratio: Option<f64>,
+    times_s: Vec<Option<f64>>,
+    peak_rss_kib_all: Vec<u64>,
+    failures: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonRatios {
+    time_ratio: Option<f64>,
+    memory_ratio: Option<f64>,
+}
+
+/// A JSON object whose members keep the order given (allocators and workloads as run).
+struct Ordered<'a, V>(Vec<(&'a str, V)>);
+
+impl<V: Serialize> Serialize for Ordered<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
+}
+
+/// A value rounded to 4 decimals (`null` when unknown or not finite).
+fn rounded(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite()).map(|v| (v * 1e4).round() / 1e4)
 }
 
 #[cfg(test)]
@@ -487,13 +496,24 @@ mod tests {
         );
         assert_eq!(chart.series[0].0, "ferroc");
         assert_eq!(chart.series[2].1, [None, Some(0.5), Some(0.5), Some(0.5)]);
-        let json = r.json();
-        assert!(json.contains("\"failures\": [\"exit status 4\"]"), "{json}");
-        assert!(
-            json.contains("\"glibc\": {\"time_ratio\": 2.8284"),
-            "{json}"
+        let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        let churn = &json["workloads"][0];
+        assert_eq!(churn["name"], "churn");
+        assert_eq!(churn["cells"]["mimalloc"]["failures"][0], "exit status 4");
+        assert_eq!(
+            churn["cells"]["mimalloc"]["time_s"],
+            serde_json::Value::Null
         );
-        assert_eq!(quote("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
-        assert_eq!(number(None), "null");
+        assert_eq!(
+            churn["cells"]["glibc"]["times_s"],
+            serde_json::json!([2.0, 9.0, 2.0])
+        );
+        assert_eq!(json["geomean"]["glibc"]["time_ratio"], 2.8284);
+        assert_eq!(json["about"]["command"], "cargo xtask suite");
+        // Members in the order run, not sorted.
+        let text = r.json();
+        let geomean = &text[text.find("\"geomean\"").unwrap()..];
+        assert!(geomean.find("\"glibc\"").unwrap() < geomean.find("\"ferroc\"").unwrap());
+        assert_eq!(rounded(Some(f64::NAN)), None);
     }
 }
