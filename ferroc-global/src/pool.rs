@@ -6,7 +6,7 @@
 //! [`Bitmap`]; a slot freed at thread exit is reused by the next new thread, so thousands of
 //! threads coming and going reuse a handful of pages.
 //!
-//! # Slot states ([`SlotState`])
+//! # Slot states (`SlotState`)
 //! `FREE → INIT → LIVE ⇄ READING`, `LIVE → EXITING → FREE`. The owner writes its context only
 //! in `INIT` (before others can look at it) and drops it in `EXITING`; a statistics reader
 //! moves `LIVE → READING` with a CAS, reads the context's counters (atomics), and moves it
@@ -418,7 +418,7 @@ impl<T> ContentAccess<T> for UnsafeCell<T> {
 }
 
 /// A pointer to a slot, to pass through C (the pthread key's value).
-#[cfg(feature = "libc")]
+#[cfg(all(feature = "libc", not(ferroc_loom)))]
 pub(crate) fn slot_to_raw<B: BaseAlloc + 'static>(
     slot: &'static Slot<B>,
 ) -> *mut core::ffi::c_void {

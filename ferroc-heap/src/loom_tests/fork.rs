@@ -80,7 +80,7 @@ fn loom_fork_two_notifiers() {
         let slabs = [Slab::parked(1, 1), Slab::parked(1, 1)];
         let freers: Vec<_> = slabs
             .iter()
-            .map(|s| spawn_free(&s, STRANGER, block()))
+            .map(|s| spawn_free(s, STRANGER, block()))
             .collect();
         crate::fork::prepare();
         for s in &slabs {
