@@ -52,34 +52,41 @@
 //! `FERROC_SHOW_STATS` report, and the macros.
 #![no_std]
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", ferroc_loom))]
 extern crate std;
 
-#[cfg(feature = "std")]
+// Under `--cfg ferroc_loom` (the loom models) only the pool compiles: the rest needs a heap.
+#[cfg(all(feature = "std", not(ferroc_loom)))]
 mod common;
-#[cfg(feature = "libc")]
+#[cfg(all(feature = "libc", not(ferroc_loom)))]
 mod exit;
-#[cfg(feature = "libc")]
+#[cfg(all(feature = "libc", not(ferroc_loom)))]
 mod fork;
+#[cfg(not(ferroc_loom))]
 mod instance;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", ferroc_loom))]
 pub mod pool;
-#[cfg(feature = "libc")]
+#[cfg(all(feature = "libc", not(ferroc_loom)))]
 pub mod print;
+#[cfg(not(ferroc_loom))]
 mod single;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(ferroc_loom)))]
 mod thread;
 
+#[cfg(not(ferroc_loom))]
 pub use instance::{GlobalInstance, InstanceHandle};
+#[cfg(not(ferroc_loom))]
 pub use single::SingleGlobal;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(ferroc_loom)))]
 pub use thread::{ThreadGlobal, ThreadSlot};
 
+#[cfg(not(ferroc_loom))]
 pub use ferroc_heap::AllocError;
-#[cfg(feature = "stat")]
+#[cfg(all(feature = "stat", not(ferroc_loom)))]
 pub use ferroc_heap::Stats;
 
 /// What the macros' expansions use; not a public API.
+#[cfg(not(ferroc_loom))]
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "allocator-api2")]
@@ -372,7 +379,7 @@ macro_rules! __stats_fn {
     () => {};
 }
 
-#[cfg(all(feature = "base-mmap", feature = "libc"))]
+#[cfg(all(feature = "base-mmap", feature = "libc", not(ferroc_loom)))]
 config!(
     /// Ferroc over the OS: the default global allocator.
     ///

@@ -16,14 +16,14 @@ use ferroc_base::{align_up, sync::atomic::Ordering};
 #[cfg(feature = "stat")]
 use crate::stat::Stats;
 use crate::{
+    abandon::{self, Settled},
     class::{
         CLASS_COUNT, CLASS_SIZES, DIRECT_SLOTS, LARGE_MAX, SMALL_MAX, align_of_class, class_for,
         units_of_class,
     },
     shard::{EMPTY, FLAG_HUGE, FLAG_IN_FULL_LIST, Shard},
-    slab::{NO_OWNER, Slab, SlabWithRun, header_size, init_huge},
+    slab::{Slab, SlabWithRun, header_size, init_huge},
     stat::{Kind, StatCells},
-    thread_free::Pushed,
 };
 
 /// The id of a context that has not allocated yet: no slab is ever owned by it.
@@ -433,7 +433,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
     pub unsafe fn free(&self, ptr: NonNull<u8>) {
         // SAFETY: a live block lies in a live slab whose header is at `Slab::of`.
         let slab = unsafe { &*Slab::of(ptr) };
-        if slab.owner.load(Ordering::Relaxed) == self.id() {
+        if abandon::owned_by(slab, self.id()) {
             // Ours: the owner's copies of the offset and flags, on the line we write anyway.
             let shard = slab.own_shard_of(ptr);
             if shard.own_flags.get() == 0 {
@@ -458,35 +458,13 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
                 let size = shard.block_size.get();
                 self.stats.free(Kind::of_size(size), size);
             }
-            // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
-            if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Parked {
-                // SAFETY: as above; nothing was pushed.
-                unsafe { Self::free_into_full(slab, shard, ptr) };
-            }
+            // SAFETY: a live block of that shard (this fn's contract), freed once; blocks are
+            // at least 8-aligned.
+            unsafe { abandon::free_remote(slab, shard, ptr.cast()) };
             return;
         }
         // SAFETY: forwarded.
         unsafe { self.free_slow(slab, shard, ptr) }
-    }
-
-    /// A remote free into a shard that was `PARKED`: pushes inside the fork guard and posts the
-    /// notification it owes the owner (out of line, so that the common remote free keeps no
-    /// registers across a call).
-    ///
-    /// # Safety
-    ///
-    /// `ptr` is a live block of `shard` in `slab`, freed once, not pushed yet.
-    #[cold]
-    #[inline(never)]
-    unsafe fn free_into_full(slab: &Slab, shard: &Shard, ptr: NonNull<u8>) {
-        // SAFETY: forwarded.
-        if unsafe { shard.thread_free.push_parked(ptr.cast()) } == Pushed::MustNotify {
-            let bit = 1u64 << slab.unit_of(shard);
-            // The shard cannot be released while NOTIFYING, so the header is still there.
-            slab.notified.fetch_or(bit, Ordering::Release);
-            // Also leaves the fork guard.
-            shard.thread_free.notified();
-        }
     }
 
     /// Frees a block that is huge or in a full shard of ours (and, from [`Context::free`]'s
@@ -511,7 +489,7 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         if counts {
             self.stats.free(Kind::of_size(size), size);
         }
-        if slab.owner.load(Ordering::Relaxed) == self.id() {
+        if abandon::owned_by(slab, self.id()) {
             // Ours, in the full list: it has room again.
             self.unfull(shard);
             // SAFETY: our own live block.
@@ -520,11 +498,9 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             }
             return;
         }
-        // SAFETY: a live block of that shard, freed once; blocks are at least 8-aligned.
-        if unsafe { shard.thread_free.push(ptr.cast()) } == Pushed::Parked {
-            // SAFETY: as above; nothing was pushed.
-            unsafe { Self::free_into_full(slab, shard, ptr) };
-        }
+        // SAFETY: a live block of that shard (this fn's contract), freed once; blocks are at
+        // least 8-aligned.
+        unsafe { abandon::free_remote(slab, shard, ptr.cast()) };
     }
 
     /// Moves a full shard of ours back to its class queue.
@@ -579,15 +555,13 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         while !slab.is_null() {
             // SAFETY: listed slabs are ours and live.
             let s = unsafe { &*slab };
-            if s.notified.load(Ordering::Relaxed) != 0 {
-                let mut bits = s.notified.swap(0, Ordering::Acquire);
-                while bits != 0 {
-                    let u = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let shard = &s.shards[u];
-                    if shard.flags.load(Ordering::Relaxed) == FLAG_IN_FULL_LIST {
-                        self.unfull(shard);
-                    }
+            let mut bits = abandon::take_notifications(s);
+            while bits != 0 {
+                let u = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let shard = &s.shards[u];
+                if shard.flags.load(Ordering::Relaxed) == FLAG_IN_FULL_LIST {
+                    self.unfull(shard);
                 }
             }
             slab = s.next.get();
@@ -607,27 +581,16 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
         let slab = unsafe { &*run.pointer().as_ptr().cast::<Slab>() };
         // SAFETY: the abandoning context took the old token out; this is the same slab.
         unsafe { SlabWithRun::<B>::from_header(slab).store_run(run) };
-        slab.owner.store(id, Ordering::Relaxed);
-        slab.notified.store(0, Ordering::Relaxed);
         self.link_slab(slab);
         self.stats.slab(1);
-        let mut live = false;
-        for shard in slab.heads() {
-            shard.thread_free.unpark();
-            shard.set_flags(0);
-            shard.collect_all();
-            if shard.used.get() == 0 {
-                slab.put_units(slab.unit_of(shard), shard.units.get() as usize);
-            } else {
-                live = true;
-                let c = shard.class();
-                self.queues[c].push_back(shard);
-                if self.queues[c].is_head(shard) {
-                    self.update_direct(c);
-                }
+        let kept = abandon::take_over(slab, id, |shard| {
+            let c = shard.class();
+            self.queues[c].push_back(shard);
+            if self.queues[c].is_head(shard) {
+                self.update_direct(c);
             }
-        }
-        if !live {
+        });
+        if kept == Settled::Empty {
             self.release_slab(slab);
         }
     }
@@ -647,20 +610,11 @@ impl<'a, B: BaseAlloc> Context<'a, B> {
             // SAFETY: listed slabs are ours and live.
             let s = unsafe { &*slab };
             slab = s.next.get();
-            for shard in s.heads() {
-                shard.thread_free.unpark();
-                shard.set_flags(0);
-                shard.collect_all();
-                if shard.used.get() == 0 {
-                    s.put_units(s.unit_of(shard), shard.units.get() as usize);
-                }
-            }
-            if s.used_shards.get() == 0 {
+            if abandon::give_up(s) == Settled::Empty {
                 self.release_slab(s);
             } else {
                 self.unlink_slab(s);
                 self.stats.slab(-1);
-                s.owner.store(NO_OWNER, Ordering::Relaxed);
                 // SAFETY: the token is moved to the arenas' abandoned set; the next owner
                 // stores the one `reclaim` gives it.
                 let run = unsafe { SlabWithRun::<B>::from_header(s).take_run() };

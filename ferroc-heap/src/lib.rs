@@ -66,8 +66,8 @@
 //!   slabs, abandoned slabs, teardown, in-place reallocate, `allocator_api2`, `stat`, memory
 //!   going back after a peak.
 //! - unit tests: the shard invariant and list states (`context.rs`), size classes; loom models
-//!   of the lock-free handshakes and the fork guard (`thread_free.rs`, run by
-//!   `cargo xtask test-loom`).
+//!   of the remote-free handshake, abandon/reclaim and the fork guard on the real code
+//!   (`loom_tests/`, run by `cargo xtask test-loom`).
 //!
 //! ## What it owns
 //! The size classes, the slab header layout, the shard lists, the remote-free handshake, its
@@ -79,8 +79,12 @@
 #[cfg(any(test, ferroc_loom))]
 extern crate std;
 
+mod abandon;
 pub mod fork;
 pub mod thread_free;
+
+#[cfg(all(test, ferroc_loom))]
+mod loom_tests;
 
 #[cfg(not(ferroc_loom))]
 pub mod class;

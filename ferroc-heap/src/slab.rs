@@ -41,8 +41,7 @@ use ferroc_base::sync::atomic::{AtomicU64, AtomicUsize};
 
 use crate::shard::Shard;
 
-/// The owner id of an abandoned slab (and of huge slabs, which nobody owns).
-pub(crate) const NO_OWNER: usize = 0;
+pub(crate) use crate::abandon::NO_OWNER;
 
 /// Mask of every unit of a slab.
 pub(crate) const ALL_UNITS: u64 = if SHARDS_PER_SLAB == 64 {
