@@ -254,15 +254,19 @@ impl Shard {
             // Count the blocks and find the tail to splice the list in front of `free`.
             let head = remote;
             let mut n = 1u32;
-            // SAFETY: the list was handed over by `take`; its blocks are free blocks of this
-            // shard, linked through their first word.
-            unsafe {
-                while !(*remote).next.is_null() {
-                    remote = (*remote).next;
-                    n += 1;
+            loop {
+                // SAFETY: `remote` is on the list `take` handed over to us: a free block of
+                // this shard, linked through its first word.
+                let next = unsafe { (*remote).next };
+                if next.is_null() {
+                    break;
                 }
-                (*remote).next = self.free.get();
+                remote = next;
+                n += 1;
             }
+            // SAFETY: `remote` is the handed-over list's last block, a free block of this shard
+            // whose first word is its link.
+            unsafe { (*remote).next = self.free.get() };
             self.free.set(head);
             self.used.set(self.used.get() - n);
         }
@@ -306,19 +310,21 @@ impl Shard {
         self.settle();
         let size = self.block_size.get();
         let n = ((page_size / size).max(1) as u32).min(reserved - cap);
-        // SAFETY: blocks `cap..cap + n` lie inside the shard's area (`reserved` blocks fit) and
-        // have never been handed out; linking them writes only their first words.
-        unsafe {
-            let first = self.area.get().add(cap as usize * size);
-            let mut p = first;
-            for _ in 1..n {
-                let next = p.add(size);
-                (*p.cast::<Block>()).next = next.cast();
-                p = next;
-            }
-            (*p.cast::<Block>()).next = self.free.get();
-            self.free.set(first.cast());
+        // Blocks `cap..cap + n` lie inside the shard's area (`reserved` blocks fit) and have
+        // never been handed out; linking them writes only their first words.
+        // SAFETY: block `cap` is inside the area (`cap < reserved`).
+        let first = unsafe { self.area.get().add(cap as usize * size) };
+        let mut p = first;
+        for _ in 1..n {
+            // SAFETY: `p` is a block before `cap + n - 1`, so the next one is inside the area.
+            let next = unsafe { p.add(size) };
+            // SAFETY: `p` is a block of the area never handed out: its first word is ours.
+            unsafe { (*p.cast::<Block>()).next = next.cast() };
+            p = next;
         }
+        // SAFETY: `p` is block `cap + n - 1`, inside the area and never handed out.
+        unsafe { (*p.cast::<Block>()).next = self.free.get() };
+        self.free.set(first.cast());
         self.capacity.set(cap + n);
         true
     }
