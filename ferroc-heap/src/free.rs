@@ -62,7 +62,8 @@ impl<B: BaseAlloc> Context<'_, B> {
         let shard = slab.shard_of(ptr);
         if shard.flags.load(Ordering::Relaxed) & FLAG_HUGE == 0 {
             // Another context's block (or an abandoned slab's): the remote path, one CAS loop,
-            // inline too. `FLAG_IN_FULL_LIST` is the owner's business; the thread-free state tells us.
+            // inline too. `FLAG_IN_FULL_LIST` is the owner's business; the thread-free state
+            // tells us.
             if !self.read_only {
                 let size = shard.block_size.get();
                 self.stats.free(Kind::of_size(size), size);

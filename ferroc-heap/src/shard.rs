@@ -19,8 +19,8 @@
 //! # Invariant
 //! `used == capacity - |local_free| - free_counted × |free|`: `used` counts the blocks that are
 //! live, in `thread_free` (freed remotely, not yet collected), or on an *uncounted* `free`
-//! list. `free_counted` is true except right after a collect that found `free` empty and simply made
-//! the remote list the new `free`: counting that list would mean walking it, a cache miss per
+//! list. `free_counted` is true except right after a collect that found `free` empty and simply
+//! made the remote list the new `free`: counting that list would mean walking it, a cache miss per
 //! block (the blocks were last written by other cores), on the allocation slow path, and each
 //! of those blocks is about to be popped anyway. So the list keeps counting as used, pops from
 //! it leave `used` alone (`used += free_counted`), and `used` is exact again once it runs out, or
@@ -31,8 +31,9 @@
 //!
 //! # States (`flags` and the thread-free state)
 //! - in a class queue, `flags == 0`, thread-free `NORMAL`: the usual state;
-//! - in the full list, `flags == FLAG_IN_FULL_LIST`, thread-free `PARKED`/`NOTIFYING`/`NOTIFIED`: no room; a
-//!   remote free posts a notification (the slab's `notified` mask) so the owner puts it back;
+//! - in the full list, `flags == FLAG_IN_FULL_LIST`, thread-free `PARKED`/`NOTIFYING`/
+//!   `NOTIFIED`: no room; a remote free posts a notification (the slab's `notified` mask) so
+//!   the owner puts it back;
 //! - `HUGE`: the only shard of a huge slab, holding one block; never in a queue, released by
 //!   whichever thread frees the block.
 

@@ -114,20 +114,32 @@ fn check(cx: &Context<'_, Mmap>) {
     }
 }
 
-/// Frees `blocks` (addresses of live blocks, each freed once) from a new context on another
-/// thread: the remote path, and the parked-shard notifications for full shards.
-fn free_elsewhere(arenas: &Arenas<Mmap>, blocks: impl IntoIterator<Item = usize> + Send) {
+/// Frees `blocks` from a new context on another thread: the remote path, and the parked-shard
+/// notifications for full shards.
+///
+/// # Safety
+///
+/// Each is a live block of a context over `arenas`, freed once.
+unsafe fn free_elsewhere(arenas: &Arenas<Mmap>, blocks: impl IntoIterator<Item = usize> + Send) {
     std::thread::scope(|s| {
         s.spawn(|| {
             let other = Context::new(arenas);
-            blocks.into_iter().for_each(|p| free(&other, p));
+            for p in blocks {
+                // SAFETY: a live block of a context over `arenas`, freed once (this fn's
+                // contract).
+                unsafe { free(&other, p) };
+            }
         });
     });
 }
 
 /// Frees the block at `p` through `cx`.
-fn free(cx: &Context<'_, Mmap>, p: usize) {
-    // SAFETY: every caller passes a live block of a context over `cx`'s arenas, each once.
+///
+/// # Safety
+///
+/// `p` is a live block of a context over `cx`'s arenas, freed once.
+unsafe fn free(cx: &Context<'_, Mmap>, p: usize) {
+    // SAFETY: a live block of a context over our arenas, freed once (this fn's contract).
     unsafe { cx.free(NonNull::new(p as *mut u8).unwrap()) };
 }
 
@@ -152,7 +164,8 @@ fn uncounted_remote_lists_are_reused_and_settled() {
     let first: Vec<usize> = (0..4000)
         .map(|_| cx.allocate(l).unwrap().as_ptr() as usize)
         .collect();
-    free_elsewhere(&arenas, first.iter().copied());
+    // SAFETY: the blocks just allocated, each freed once.
+    unsafe { free_elsewhere(&arenas, first.iter().copied()) };
     let mut second = Vec::new();
     let mut saw_uncounted = false;
     for _ in 0..4000 {
@@ -165,13 +178,15 @@ fn uncounted_remote_lists_are_reused_and_settled() {
     let reused = second.iter().filter(|p| first.contains(p)).count();
     assert!(reused > 3000, "remotely freed blocks are reused ({reused})");
     for p in second.drain(..2000) {
-        free(&cx, p);
+        // SAFETY: a live block, taken out of `second`: freed once.
+        unsafe { free(&cx, p) };
     }
     check(&cx);
     cx.collect(false);
     check(&cx);
     for p in second {
-        free(&cx, p);
+        // SAFETY: a live block, taken out of `second`: freed once.
+        unsafe { free(&cx, p) };
     }
     cx.collect(true);
     assert!(!cx.owns_slabs());
@@ -194,7 +209,9 @@ fn shard_invariants_hold_through_local_and_remote_frees() {
                     .unwrap();
                 live.push(p.as_ptr() as usize);
             } else {
-                free(&cx, live.swap_remove(rng.below(live.len())));
+                let p = live.swap_remove(rng.below(live.len()));
+                // SAFETY: a live block, taken out of `live`: freed once.
+                unsafe { free(&cx, p) };
             }
         }
         check(&cx);
@@ -202,7 +219,8 @@ fn shard_invariants_hold_through_local_and_remote_frees() {
         let theirs: Vec<usize> = (0..live.len() / 3)
             .map(|_| live.swap_remove(rng.below(live.len())))
             .collect();
-        free_elsewhere(&arenas, theirs);
+        // SAFETY: live blocks, taken out of `live`: each freed once.
+        unsafe { free_elsewhere(&arenas, theirs) };
         check(&cx);
         cx.collect(round % 2 == 0);
         check(&cx);
@@ -220,7 +238,9 @@ fn shard_invariants_hold_through_local_and_remote_frees() {
                 })
                 .collect();
             for _ in 0..1500 {
-                free(&dying, v.swap_remove(rng.below(v.len())));
+                let p = v.swap_remove(rng.below(v.len()));
+                // SAFETY: a live block of `dying`, taken out of `v`: freed once.
+                unsafe { free(&dying, p) };
             }
             v
         })
@@ -230,7 +250,8 @@ fn shard_invariants_hold_through_local_and_remote_frees() {
     cx.collect(true);
     check(&cx);
     for p in live.into_iter().chain(orphans) {
-        free(&cx, p);
+        // SAFETY: the blocks still live (ours and the dead context's), each freed once.
+        unsafe { free(&cx, p) };
     }
     check(&cx);
     cx.collect(true);
