@@ -54,6 +54,7 @@ impl Queue {
     /// Makes `prev` and `next` neighbours: `prev`'s `next` link (or the head, for null) points
     /// at `next`, `next`'s `prev` link (or the tail) at `prev`. Both are null or shards of this
     /// queue (or the one being linked in).
+    #[inline]
     fn join(&self, prev: *mut Shard, next: *mut Shard) {
         // SAFETY: `prev` is null or a shard of this queue (this fn's contract): live metadata.
         match unsafe { prev.as_ref() } {
@@ -67,18 +68,21 @@ impl Queue {
         }
     }
 
+    #[inline]
     pub(crate) fn push_front(&self, s: &Shard) {
         let p = ptr::from_ref(s).cast_mut();
         self.join(p, self.head.get());
         self.join(ptr::null_mut(), p);
     }
 
+    #[inline]
     pub(crate) fn push_back(&self, s: &Shard) {
         let p = ptr::from_ref(s).cast_mut();
         self.join(self.tail.get(), p);
         self.join(p, ptr::null_mut());
     }
 
+    #[inline]
     pub(crate) fn remove(&self, s: &Shard) {
         self.join(s.prev.get(), s.next.get());
         s.next.set(ptr::null_mut());
