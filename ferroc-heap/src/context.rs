@@ -32,7 +32,7 @@ use crate::{
 mod tests;
 
 /// The id of a context that has not allocated yet: no slab is ever owned by it.
-pub(crate) const UNASSIGNED: usize = usize::MAX;
+const UNASSIGNED: usize = usize::MAX;
 
 /// A doubly linked list of shards (through their `next`/`prev`).
 ///
@@ -40,7 +40,7 @@ pub(crate) const UNASSIGNED: usize = usize::MAX;
 /// its context owns: live shard metadata that only the owning thread writes.
 pub(crate) struct Queue {
     pub(crate) head: Cell<*mut Shard>,
-    pub(crate) tail: Cell<*mut Shard>,
+    tail: Cell<*mut Shard>,
 }
 
 impl Queue {
@@ -125,7 +125,7 @@ pub struct Context<'a, B: BaseAlloc> {
     /// Shards without room.
     pub(crate) full: Queue,
     /// The slabs this context owns (huge slabs excluded).
-    pub(crate) slabs: Cell<*mut Slab>,
+    slabs: Cell<*mut Slab>,
     pub(crate) stats: StatCells,
     /// A placeholder shared read-only between threads ([`Context::new_read_only`]): its frees
     /// are not counted, so it is never written.
