@@ -19,24 +19,35 @@
 //!   A free whose context id equals the slab's owner is *local*; any other is *remote*.
 //!
 //! ## Paths
-//! - **Allocate (small, fast)**: direct table → shard → pop `free`. No atomic, no lock, no
-//!   branch on "initialised": a new context's table points at an empty shard, so its first
-//!   allocation of each size takes the slow path.
-//! - **Free (local, fast)**: `(ptr - 1)` masked to the slab → unit → shard; owner and flags
-//!   checked with two plain loads; push on `local_free`.
-//! - **Free (remote)**: one CAS loop onto `thread_free`. If the shard was in its owner's full
-//!   list, the same CAS moves it to `NOTIFYING`; the freer then sets the shard's bit in the
-//!   slab's `notified` mask and marks it `NOTIFIED` (see `thread_free.rs`). Only this rare
-//!   notification goes through the fork guard (`fork.rs`), so that `fork()` never happens in
-//!   the middle of one.
-//! - **Reallocate**: in place while the new size fits the block and uses at least half of it;
-//!   a huge block that stays huge keeps its run when the slab count is unchanged, grows or
-//!   shrinks it in place, or moves its pages to a new run without a copy (`Arenas::move_into`)
-//!   when the base can; otherwise allocate, copy, free.
-//! - **Slow path**: collect the class's shards (`local_free`, `thread_free`), move shards with
-//!   no room to the full list, take notified shards back, carve a fresh shard from our slabs
-//!   (units that held a shard before first: their pages are resident), reclaim an abandoned
-//!   slab, claim a new slab.
+//! Each path has a file of its own; all are `impl Context` blocks over the state `context.rs`
+//! declares.
+//! - **Allocate (small, fast)** (`alloc.rs`, [`Context::allocate_small`], the one entry
+//!   `Heap`, ferroc-global and the C API try first): direct table → shard → pop `free`. No
+//!   atomic, no lock, no branch on "initialised": a new context's table points at an empty
+//!   shard, so its first allocation of each size takes the slow path.
+//! - **Allocate (slow)** (`alloc.rs`): collect the class's shards (`local_free`,
+//!   `thread_free`), move shards with no room to the full list, take notified shards back,
+//!   carve a fresh shard from our slabs (units that held a shard before first: their pages
+//!   are resident), reclaim an abandoned slab, claim a new slab.
+//! - **Free (local, fast)** (`free.rs`): `(ptr - 1)` masked to the slab → unit → shard; owner
+//!   and flags checked with two plain loads; push on `local_free`. Into a shard of our full
+//!   list: the shard goes back to its class queue first.
+//! - **Free (remote)** (`free.rs`, then `abandon.rs`'s `free_remote`; the handshake in
+//!   `thread_free.rs`): one CAS loop onto
+//!   `thread_free`. If the shard was in its owner's full list, the same CAS moves it to
+//!   `NOTIFYING`; the freer then sets the shard's bit in the slab's `notified` mask and marks
+//!   it `NOTIFIED`. Only this rare notification goes through the fork guard (`fork.rs`), so
+//!   that `fork()` never happens in the middle of one.
+//! - **Huge** (`huge.rs`): a run of slabs per block, from the arenas; given back whole by
+//!   whichever thread frees it.
+//! - **Reallocate** (dispatch in `context.rs`): in place while the new size fits the block and
+//!   uses at least half of it; a huge block that stays huge (`huge.rs`) keeps its run when the
+//!   slab count is unchanged, grows or shrinks it in place, or moves its pages to a new run
+//!   without a copy (`Arenas::move_into`) when the base can; otherwise allocate, copy, free.
+//! - **Ownership** (`context.rs`): the queues and the slab list, adopting reclaimed slabs,
+//!   abandoning slabs with live blocks when a context is dropped, `collect`. The steps where
+//!   a slab changes hands (give up, take over, the remote free racing them) are written once
+//!   in `abandon.rs`, generic over the slab, so the loom models run the same code.
 //!
 //! ## Invariants
 //! - A shard's `used` counts blocks live, in its `thread_free`, or on a `free` list taken whole
@@ -65,8 +76,9 @@
 //! - `tests/edge.rs`: alignments up to 1 GiB, size 0, huge blocks across threads, runs of 64
 //!   slabs, abandoned slabs, teardown, in-place reallocate, `allocator_api2`, `stat`, memory
 //!   going back after a peak.
-//! - unit tests: the shard invariant and list states (`context.rs`), size classes; loom models
-//!   of the remote-free handshake, abandon/reclaim and the fork guard on the real code
+//! - unit tests: the shard invariant and list states through local and remote frees,
+//!   collects and adoption (`context/tests.rs`), size classes (`class.rs`); loom models of the
+//!   remote-free handshake, abandon/reclaim and the fork guard on the real code
 //!   (`loom_tests/`, run by `cargo xtask test-loom`).
 //!
 //! ## What it owns
@@ -87,11 +99,17 @@ pub mod thread_free;
 mod loom_tests;
 
 #[cfg(not(ferroc_loom))]
+mod alloc;
+#[cfg(not(ferroc_loom))]
 pub mod class;
 #[cfg(not(ferroc_loom))]
 mod context;
 #[cfg(not(ferroc_loom))]
+mod free;
+#[cfg(not(ferroc_loom))]
 mod heap;
+#[cfg(not(ferroc_loom))]
+mod huge;
 #[cfg(not(ferroc_loom))]
 mod shard;
 #[cfg(not(ferroc_loom))]

@@ -19,8 +19,8 @@
 //! # Invariant
 //! `used == capacity - |local_free| - free_counted × |free|`: `used` counts the blocks that are
 //! live, in `thread_free` (freed remotely, not yet collected), or on an *uncounted* `free`
-//! list. `free_counted` is true except right after a collect that found `free` empty and simply made
-//! the remote list the new `free`: counting that list would mean walking it, a cache miss per
+//! list. `free_counted` is true except right after a collect that found `free` empty and simply
+//! made the remote list the new `free`: counting that list would mean walking it, a cache miss per
 //! block (the blocks were last written by other cores), on the allocation slow path, and each
 //! of those blocks is about to be popped anyway. So the list keeps counting as used, pops from
 //! it leave `used` alone (`used += free_counted`), and `used` is exact again once it runs out, or
@@ -31,8 +31,9 @@
 //!
 //! # States (`flags` and the thread-free state)
 //! - in a class queue, `flags == 0`, thread-free `NORMAL`: the usual state;
-//! - in the full list, `flags == FLAG_IN_FULL_LIST`, thread-free `PARKED`/`NOTIFYING`/`NOTIFIED`: no room; a
-//!   remote free posts a notification (the slab's `notified` mask) so the owner puts it back;
+//! - in the full list, `flags == FLAG_IN_FULL_LIST`, thread-free `PARKED`/`NOTIFYING`/
+//!   `NOTIFIED`: no room; a remote free posts a notification (the slab's `notified` mask) so
+//!   the owner puts it back;
 //! - `HUGE`: the only shard of a huge slab, holding one block; never in a queue, released by
 //!   whichever thread frees the block.
 
@@ -254,15 +255,19 @@ impl Shard {
             // Count the blocks and find the tail to splice the list in front of `free`.
             let head = remote;
             let mut n = 1u32;
-            // SAFETY: the list was handed over by `take`; its blocks are free blocks of this
-            // shard, linked through their first word.
-            unsafe {
-                while !(*remote).next.is_null() {
-                    remote = (*remote).next;
-                    n += 1;
+            loop {
+                // SAFETY: `remote` is on the list `take` handed over to us: a free block of
+                // this shard, linked through its first word.
+                let next = unsafe { (*remote).next };
+                if next.is_null() {
+                    break;
                 }
-                (*remote).next = self.free.get();
+                remote = next;
+                n += 1;
             }
+            // SAFETY: `remote` is the handed-over list's last block, a free block of this shard
+            // whose first word is its link.
+            unsafe { (*remote).next = self.free.get() };
             self.free.set(head);
             self.used.set(self.used.get() - n);
         }
@@ -306,19 +311,21 @@ impl Shard {
         self.settle();
         let size = self.block_size.get();
         let n = ((page_size / size).max(1) as u32).min(reserved - cap);
-        // SAFETY: blocks `cap..cap + n` lie inside the shard's area (`reserved` blocks fit) and
-        // have never been handed out; linking them writes only their first words.
-        unsafe {
-            let first = self.area.get().add(cap as usize * size);
-            let mut p = first;
-            for _ in 1..n {
-                let next = p.add(size);
-                (*p.cast::<Block>()).next = next.cast();
-                p = next;
-            }
-            (*p.cast::<Block>()).next = self.free.get();
-            self.free.set(first.cast());
+        // Blocks `cap..cap + n` lie inside the shard's area (`reserved` blocks fit) and have
+        // never been handed out; linking them writes only their first words.
+        // SAFETY: block `cap` is inside the area (`cap < reserved`).
+        let first = unsafe { self.area.get().add(cap as usize * size) };
+        let mut p = first;
+        for _ in 1..n {
+            // SAFETY: `p` is a block before `cap + n - 1`, so the next one is inside the area.
+            let next = unsafe { p.add(size) };
+            // SAFETY: `p` is a block of the area never handed out: its first word is ours.
+            unsafe { (*p.cast::<Block>()).next = next.cast() };
+            p = next;
         }
+        // SAFETY: `p` is block `cap + n - 1`, inside the area and never handed out.
+        unsafe { (*p.cast::<Block>()).next = self.free.get() };
+        self.free.set(first.cast());
         self.capacity.set(cap + n);
         true
     }

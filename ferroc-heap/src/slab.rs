@@ -28,16 +28,16 @@
 //! swapped out by the owner when it looks for shards to take back from its full list.
 
 use core::{
-    cell::Cell,
+    cell::{Cell, UnsafeCell},
     mem::{MaybeUninit, size_of},
-    ptr::{self, NonNull, addr_of_mut},
+    ptr::{self, NonNull},
 };
 
 use ferroc_arena::{
     BaseAlloc, SlabRun,
     sizes::{SHARD_SHIFT, SHARD_SIZE, SHARDS_PER_SLAB, SLAB_SIZE},
 };
-use ferroc_base::sync::atomic::{AtomicU64, AtomicUsize};
+use ferroc_base::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::shard::Shard;
 
@@ -78,10 +78,15 @@ pub(crate) struct Slab {
 }
 
 /// A whole slab header: the common part, then the run token to give the slab back with.
+///
+/// Every field is valid at all zero bytes (a free unit's [`Shard`] is all zeros, the token's
+/// slot may hold anything), and all zeros is a fresh header with every unit free, nothing
+/// listed, no owner: [`init`](Self::init) relies on it.
 #[repr(C)]
 pub(crate) struct SlabWithRun<B: BaseAlloc> {
     pub(crate) header: Slab,
-    run: MaybeUninit<SlabRun<B>>,
+    /// Present while the slab is owned or huge; moved out while abandoned or given back.
+    run: UnsafeCell<MaybeUninit<SlabRun<B>>>,
 }
 
 /// Bytes the header takes at the start of a slab.
@@ -113,28 +118,27 @@ impl Slab {
     /// The shard holding `ptr`, a pointer into this slab's blocks.
     #[inline(always)]
     pub(crate) fn shard_of(&self, ptr: NonNull<u8>) -> &Shard {
-        let unit = (ptr.as_ptr() as usize - self.addr()) >> SHARD_SHIFT;
-        debug_assert!(unit <= SHARDS_PER_SLAB);
-        // SAFETY: `unit <= SHARDS_PER_SLAB` for any pointer into the slab or one slab past it
-        // (huge aligned blocks), and every slot's offset points back to its head.
-        unsafe {
-            let slot = self.shards.get_unchecked(unit);
-            self.shards.get_unchecked(unit - slot.offset.get() as usize)
-        }
+        self.head_of(ptr, |slot| slot.offset.get())
     }
 
     /// [`shard_of`](Self::shard_of) for the owner: through the owner's copy of the offsets,
     /// which shares a cache line with the fields a local free writes.
     #[inline(always)]
     pub(crate) fn own_shard_of(&self, ptr: NonNull<u8>) -> &Shard {
+        self.head_of(ptr, |slot| slot.own_offset.get())
+    }
+
+    /// The head shard of the unit holding `ptr`, found `back(slot)` units before the unit's
+    /// slot. `back` reads one of the slot's two copies of its offset, which are equal.
+    #[inline(always)]
+    fn head_of(&self, ptr: NonNull<u8>, back: impl Fn(&Shard) -> u16) -> &Shard {
         let unit = (ptr.as_ptr() as usize - self.addr()) >> SHARD_SHIFT;
         debug_assert!(unit <= SHARDS_PER_SLAB);
-        // SAFETY: as for `shard_of`; the owner's copies equal the shared offsets.
-        unsafe {
-            let slot = self.shards.get_unchecked(unit);
-            self.shards
-                .get_unchecked(unit - slot.own_offset.get() as usize)
-        }
+        // SAFETY: `unit <= SHARDS_PER_SLAB` for any pointer into the slab or one slab past it
+        // (huge aligned blocks), and there are `SHARDS_PER_SLAB + 1` slots.
+        let slot = unsafe { self.shards.get_unchecked(unit) };
+        // SAFETY: every slot's offset points back to its head, at or after slot 0.
+        unsafe { self.shards.get_unchecked(unit - back(slot) as usize) }
     }
 
     /// The unit index of a head shard.
@@ -199,6 +203,34 @@ impl Slab {
             .filter(|s| s.units.get() != 0 && s.offset.get() == 0)
     }
 
+    /// Moves the run token out, to give the slab back or abandon it.
+    ///
+    /// # Safety
+    ///
+    /// The slab's base is `B` (its header is a whole [`SlabWithRun<B>`]) and it holds its
+    /// token; the slab header is not used again until a new token is stored with
+    /// [`store_run`](Self::store_run).
+    pub(crate) unsafe fn take_run<B: BaseAlloc>(&self) -> SlabRun<B> {
+        // SAFETY: the header is a whole `SlabWithRun<B>` (this fn's contract).
+        let whole = unsafe { SlabWithRun::<B>::from_header(self) };
+        // SAFETY: the token is there (this fn's contract) and, moved out, not read again.
+        unsafe { whole.take_run() }
+    }
+
+    /// Stores a run token (after reclaiming an abandoned slab, or taking the token to resize
+    /// a huge run).
+    ///
+    /// # Safety
+    ///
+    /// The slab's base is `B` (its header is a whole [`SlabWithRun<B>`]), the previous token
+    /// was taken (`take_run`) and `run` is this same slab's run.
+    pub(crate) unsafe fn store_run<B: BaseAlloc>(&self, run: SlabRun<B>) {
+        // SAFETY: the header is a whole `SlabWithRun<B>` (this fn's contract).
+        let whole = unsafe { SlabWithRun::<B>::from_header(self) };
+        // SAFETY: the old token was moved out and `run` is this slab's (this fn's contract).
+        unsafe { whole.store_run(run) }
+    }
+
     /// Points every unit slot at itself (a huge slab: only slot 0 is a shard, and any pointer
     /// into the block finds it because the block starts inside the first unit or right at the
     /// slab's end).
@@ -218,29 +250,26 @@ impl<B: BaseAlloc> SlabWithRun<B> {
     pub(crate) unsafe fn init(run: SlabRun<B>, owner: usize) -> &'static Slab {
         let zeroed = run.is_zeroed();
         let slab = run.pointer().as_ptr().cast::<SlabWithRun<B>>();
-        // SAFETY: the header lies at the start of the run, which is ours and committed; every
-        // field is written before a reference to the header is made.
-        unsafe {
-            let h = addr_of_mut!((*slab).header);
-            addr_of_mut!((*h).owner).write(AtomicUsize::new(owner));
-            addr_of_mut!((*h).notified).write(AtomicU64::new(0));
-            addr_of_mut!((*h).free_units).write(Cell::new(ALL_UNITS));
-            addr_of_mut!((*h).fresh_units).write(Cell::new(if zeroed { ALL_UNITS } else { 0 }));
-            addr_of_mut!((*h).used_shards).write(Cell::new(0));
-            addr_of_mut!((*h).next).write(Cell::new(ptr::null_mut()));
-            addr_of_mut!((*h).prev).write(Cell::new(ptr::null_mut()));
-            // A free unit's metadata is all zero bytes (`Shard::new`): a zeroed run already
-            // holds it, and leaving it unwritten keeps the header's pages untouched until
-            // their shards are used (the slots are 12 KiB of a 4 MiB slab's header).
-            if !zeroed {
-                let shards = addr_of_mut!((*h).shards).cast::<Shard>();
-                for u in 0..=SHARDS_PER_SLAB {
-                    shards.add(u).write(Shard::new());
-                }
-            }
-            addr_of_mut!((*slab).run).write(MaybeUninit::new(run));
-            &*h
+        // All zero bytes are a fresh header (see the type's docs): a zeroed run already holds
+        // it, and leaving it unwritten keeps the header's pages untouched until their shards
+        // are used (the shard slots are 12 KiB of a 4 MiB slab's header).
+        if !zeroed {
+            // SAFETY: the header lies at the start of the run, which is ours, committed and
+            // not in use (this fn's contract); nothing refers to it yet.
+            unsafe { slab.write_bytes(0, 1) };
         }
+        // SAFETY: the header's bytes are all zero, a valid `SlabWithRun<B>`, in a run that is
+        // ours (this fn's contract) and stays mapped while the slab is used.
+        let whole = unsafe { &*slab };
+        let h = &whole.header;
+        h.owner.store(owner, Ordering::Relaxed);
+        h.free_units.set(ALL_UNITS);
+        if zeroed {
+            h.fresh_units.set(ALL_UNITS);
+        }
+        // SAFETY: a fresh header holds no token, and `run` is this slab's.
+        unsafe { whole.store_run(run) };
+        h
     }
 
     /// The full header of a slab.
@@ -249,30 +278,33 @@ impl<B: BaseAlloc> SlabWithRun<B> {
     ///
     /// `header` is the header of a slab of base `B`.
     #[inline]
-    pub(crate) unsafe fn from_header(header: &Slab) -> &SlabWithRun<B> {
-        // SAFETY: `Slab` is the first field of the `repr(C)` `SlabWithRun<B>`.
-        unsafe { &*(header as *const Slab).cast::<SlabWithRun<B>>() }
+    unsafe fn from_header(header: &Slab) -> &SlabWithRun<B> {
+        // SAFETY: `Slab` is the first field of the `repr(C)` `SlabWithRun<B>`, and the slab's
+        // base is `B` (this fn's contract).
+        unsafe { &*ptr::from_ref(header).cast::<SlabWithRun<B>>() }
     }
 
-    /// Moves the run token out, to give the slab back or abandon it.
+    /// Moves the run token out.
     ///
     /// # Safety
     ///
-    /// The token is taken once; the slab header is not used again until a new token is
-    /// stored with [`Slab::store_run`].
-    pub(crate) unsafe fn take_run(&self) -> SlabRun<B> {
-        // SAFETY: the caller's contract; `init` or `store_run` wrote it.
-        unsafe { ptr::read(self.run.as_ptr()) }
+    /// The token is there (`init` or `store_run` wrote it, no `take_run` since), and is not
+    /// read again until a new one is stored.
+    unsafe fn take_run(&self) -> SlabRun<B> {
+        // SAFETY: the slot holds a token (this fn's contract), which the owner alone moves
+        // out; the caller does not read it again.
+        unsafe { ptr::read(self.run.get().cast::<SlabRun<B>>()) }
     }
 
-    /// Stores a run token (after reclaiming an abandoned slab).
+    /// Stores a run token.
     ///
     /// # Safety
     ///
-    /// The previous token was taken (`take_run`) and this is the same slab's run.
-    pub(crate) unsafe fn store_run(&self, run: SlabRun<B>) {
-        // SAFETY: the header is ours; the old token was moved out.
-        unsafe { (self.run.as_ptr() as *mut SlabRun<B>).write(run) }
+    /// The slot holds no token (never written, or taken), and `run` is this slab's.
+    unsafe fn store_run(&self, run: SlabRun<B>) {
+        // SAFETY: the slot is only written by the slab's owner (or the one thread handing it
+        // over), while nobody reads it; it holds no token to leak (this fn's contract).
+        unsafe { self.run.get().write(MaybeUninit::new(run)) }
     }
 }
 
@@ -281,7 +313,7 @@ impl<B: BaseAlloc> SlabWithRun<B> {
 ///
 /// # Safety
 ///
-/// As for [`Slab::init`]; `offset` is at least the header size and below the run's size plus
+/// As for [`SlabWithRun::init`]; `offset` is at least the header size and below the run's size plus
 /// one slab.
 pub(crate) unsafe fn init_huge<B: BaseAlloc>(
     run: SlabRun<B>,
@@ -289,7 +321,8 @@ pub(crate) unsafe fn init_huge<B: BaseAlloc>(
 ) -> (NonNull<u8>, &'static Slab) {
     let (zeroed, size) = (run.is_zeroed(), run.size());
     let start = run.pointer();
-    // SAFETY: the caller's contract.
+    // SAFETY: a committed run that is the caller's, its first slab not in use (this fn's
+    // contract).
     let slab = unsafe { SlabWithRun::<B>::init(run, NO_OWNER) };
     slab.map_all_to_first();
     let shard = &slab.shards[0];

@@ -3,18 +3,14 @@
 //! a bad block), leave every block that succeeded intact, leak nothing (every base chunk is
 //! released once the arenas drop), and leave the heap usable: the same requests succeed
 //! once the base works again.
+mod common;
+
 use core::{alloc::Layout, ptr::NonNull};
 
-use ferroc_arena::{
-    Arenas,
-    sizes::{MAX_ARENA_SLABS, SLAB_SIZE},
-};
+use common::{lay, with_failing_heap};
+use ferroc_arena::sizes::{MAX_ARENA_SLABS, SLAB_SIZE};
 use ferroc_base::{Mmap, testing::Failing};
-use ferroc_heap::{Context, Heap};
-
-fn lay(size: usize, align: usize) -> Layout {
-    Layout::from_size_align(size, align).unwrap()
-}
+use ferroc_heap::Heap;
 
 /// Requests of every kind: small, medium, large, huge, slab-aligned and beyond, one larger
 /// than the largest arena (straight from the base), and enough small ones to need several
@@ -42,24 +38,30 @@ fn requests() -> Vec<(Layout, bool)> {
     v
 }
 
-/// Writes a pattern at both ends of a block (the whole of small ones).
-fn mark(p: NonNull<u8>, size: usize, tag: u8) {
+/// The first and the last `min(size, 64)` bytes of a block of `size` bytes: their starts and
+/// their length.
+fn ends(p: NonNull<u8>, size: usize) -> ([*mut u8; 2], usize) {
     let n = size.min(64);
-    // SAFETY: a live block of `size` bytes.
-    unsafe {
-        p.as_ptr().write_bytes(tag, n);
-        p.as_ptr().add(size - n).write_bytes(tag, n);
+    ([p.as_ptr(), p.as_ptr().wrapping_add(size - n)], n)
+}
+
+/// Writes a pattern at both ends of a live block of `size` bytes (the whole of small ones).
+fn mark(p: NonNull<u8>, size: usize, tag: u8) {
+    let (starts, n) = ends(p, size);
+    for start in starts {
+        // SAFETY: `n` bytes at either end of the caller's live block of `size >= n` bytes.
+        unsafe { start.write_bytes(tag, n) };
     }
 }
 
+/// Whether both ends of a live block of `size` bytes hold the pattern [`mark`] wrote.
 fn marked(p: NonNull<u8>, size: usize, tag: u8) -> bool {
-    let n = size.min(64);
-    // SAFETY: a live block of `size` bytes.
-    unsafe {
-        let head = core::slice::from_raw_parts(p.as_ptr(), n);
-        let tail = core::slice::from_raw_parts(p.as_ptr().add(size - n), n);
-        head.iter().chain(tail).all(|&b| b == tag)
-    }
+    let (starts, n) = ends(p, size);
+    starts.iter().all(|&start| {
+        // SAFETY: `n` bytes at either end of the caller's live block of `size >= n` bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(start, n) };
+        bytes.iter().all(|&b| b == tag)
+    })
 }
 
 /// Runs the requests, then a reallocate growth chain; returns the live blocks and the number
@@ -77,9 +79,9 @@ fn run(heap: &Heap<'_, '_, &Failing<Mmap>>) -> (Vec<(NonNull<u8>, Layout, u8)>, 
             Ok(p) => {
                 assert_eq!(p.as_ptr() as usize % l.align(), 0);
                 if zeroed && l.size() > 0 {
-                    // SAFETY: a live block of `l.size()` bytes.
-                    let last = unsafe { *p.as_ptr().add(l.size() - 1) };
-                    assert_eq!(last, 0);
+                    let last = p.as_ptr().wrapping_add(l.size() - 1);
+                    // SAFETY: the last byte of the live block of `l.size()` bytes just allocated.
+                    assert_eq!(unsafe { *last }, 0);
                 }
                 let tag = (i % 251) as u8 + 1;
                 if l.size() > 0 {
@@ -127,56 +129,45 @@ fn run(heap: &Heap<'_, '_, &Failing<Mmap>>) -> (Vec<(NonNull<u8>, Layout, u8)>, 
 }
 
 /// Frees `live` after checking its patterns.
-fn free_all(heap: &Heap<'_, '_, &Failing<Mmap>>, live: Vec<(NonNull<u8>, Layout, u8)>) {
+fn check_and_free(heap: &Heap<'_, '_, &Failing<Mmap>>, live: Vec<(NonNull<u8>, Layout, u8)>) {
     for (p, l, tag) in live {
         if l.size() > 0 {
             assert!(marked(p, l.size(), tag), "{l:?} changed");
         }
-        // SAFETY: live blocks, freed once.
+        // SAFETY: a live block allocated with `l` (this fn's callers hand over what `run`
+        // returned), freed once.
         unsafe { heap.deallocate(p, l) };
     }
 }
 
-/// One run with a failure injected by `inject`; returns how many requests failed.
+/// One run with a failure injected by `inject`; returns how many requests failed. Leaks
+/// nothing (`with_failing_heap` checks).
 fn with_fault(inject: impl Fn(&Failing<Mmap>)) -> usize {
-    let failing = Failing::new(Mmap);
-    let failed;
-    {
-        let arenas = Arenas::new(&failing);
-        let cx = Context::new(&arenas);
-        let heap = Heap::new(&cx);
-        inject(&failing);
-        let (live, f) = run(&heap);
-        failed = f;
+    let (failed, _) = with_failing_heap(|failing, _, heap| {
+        inject(failing);
+        let (live, failed) = run(heap);
         // The base works again: the heap serves everything.
         failing.fail_always(false);
         failing.fail_allocate_at(0);
         failing.fail_commit_at(0);
-        let (again, f) = run(&heap);
+        let (again, f) = run(heap);
         assert_eq!(f, 0, "the heap is usable after the failure");
-        free_all(&heap, again);
-        free_all(&heap, live);
+        check_and_free(heap, again);
+        check_and_free(heap, live);
         heap.collect(true);
-        drop(cx);
-        let s = arenas.stats();
-        assert_eq!((s.slabs_in_use, s.direct_runs), (0, 0), "{s:?}");
-    }
-    assert_eq!(failing.live_chunks(), 0, "base chunks leaked");
+        failed
+    });
     failed
 }
 
 #[test]
 fn every_base_allocation_failing_in_turn() {
     // How many base allocations the sequence makes when nothing fails.
-    let clean = Failing::new(Mmap);
-    {
-        let arenas = Arenas::new(&clean);
-        let cx = Context::new(&arenas);
-        let heap = Heap::new(&cx);
-        let (live, failed) = run(&heap);
+    let ((), clean) = with_failing_heap(|_, _, heap| {
+        let (live, failed) = run(heap);
         assert_eq!(failed, 0);
-        free_all(&heap, live);
-    }
+        check_and_free(heap, live);
+    });
     let calls = clean.allocations();
     // At least the first arena and the run larger than any arena.
     assert!(calls >= 2, "{calls} base allocations");

@@ -96,8 +96,8 @@ unsafe fn all_equal(p: *const u8, len: usize, b: u8) -> bool {
     let mut off = 0;
     while off < len {
         let n = (len - off).min(window.len());
-        // SAFETY: inside the caller's range.
-        let got = unsafe { core::slice::from_raw_parts(p.add(off), n) };
+        // SAFETY: `[p + off, p + off + n)` is inside the caller's readable range.
+        let got = unsafe { core::slice::from_raw_parts(p.wrapping_add(off), n) };
         if got != &window[..n] {
             return false;
         }
@@ -242,10 +242,7 @@ fn run<B: BaseAlloc>(arenas: &Arenas<B>, ops: &[Op], may_fail: bool) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn heap_matches_model_over_mmap(ops in prop::collection::vec(op(), 1..120)) {
@@ -263,10 +260,7 @@ proptest! {
 const REGION: usize = 192 << 20;
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn heap_matches_model_over_static(ops in prop::collection::vec(op(), 1..120)) {
@@ -280,7 +274,8 @@ proptest! {
             run(&arenas, &ops, true);
         }
         // Every unit went back to the region with the arenas.
-        let whole = (&base).allocate(Layout::from_size_align(base.unit_count() << 16, 1).unwrap(), false);
+        let all = Layout::from_size_align(base.unit_count() << 16, 1).unwrap();
+        let whole = (&base).allocate(all, false);
         let all_back = whole.is_ok();
         drop(whole);
         drop(region);

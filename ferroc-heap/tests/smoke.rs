@@ -16,11 +16,10 @@ fn many_sizes_alloc_free() {
         let l = Layout::from_size_align(size, align).unwrap();
         let p = heap.allocate(l).unwrap();
         assert_eq!(p.as_ptr() as usize % align, 0);
-        // SAFETY: fresh block of at least `size` bytes.
-        unsafe {
-            assert!(heap.usable_size(p) >= size);
-            p.as_ptr().write_bytes(i as u8, size);
-        }
+        // SAFETY: the live block just allocated.
+        assert!(unsafe { heap.usable_size(p) } >= size);
+        // SAFETY: the same block, of at least `size` bytes.
+        unsafe { p.as_ptr().write_bytes(i as u8, size) };
         v.push((p, l));
         if i % 3 == 0 {
             let (p, l) = v.swap_remove(i % v.len());
@@ -54,15 +53,17 @@ fn huge_and_aligned() {
         let l = Layout::from_size_align(size, align).unwrap();
         let p = heap.allocate_zeroed(l).unwrap();
         assert_eq!(p.as_ptr() as usize % align, 0, "{size} {align}");
-        // SAFETY: live block.
-        unsafe {
-            assert!(heap.usable_size(p) >= size);
-            if size > 0 {
-                assert_eq!(*p.as_ptr().add(size - 1), 0);
-                p.as_ptr().add(size - 1).write(1);
-            }
-            heap.free(p);
+        // SAFETY: the live block just allocated.
+        assert!(unsafe { heap.usable_size(p) } >= size);
+        if size > 0 {
+            let last = p.as_ptr().wrapping_add(size - 1);
+            // SAFETY: the last byte of the same block, of at least `size` bytes.
+            assert_eq!(unsafe { *last }, 0);
+            // SAFETY: the same byte.
+            unsafe { last.write(1) };
         }
+        // SAFETY: the same live block, freed once.
+        unsafe { heap.free(p) };
     }
     drop(cx);
     assert_eq!(arenas.stats().slabs_in_use, 0);
@@ -97,11 +98,11 @@ fn cross_thread_frees_and_abandon() {
         for batch in rx {
             for p in batch {
                 let p = NonNull::new(p as *mut u8).unwrap();
-                // SAFETY: a live block handed over by the producer.
-                unsafe {
-                    assert_eq!(p.as_ptr().cast::<u64>().read_unaligned(), 0xC0FFEE);
-                    cx.free(p);
-                }
+                // SAFETY: a live block of at least 8 bytes handed over by the producer.
+                let word = unsafe { p.as_ptr().cast::<u64>().read_unaligned() };
+                assert_eq!(word, 0xC0FFEE);
+                // SAFETY: the same live block, freed once.
+                unsafe { cx.free(p) };
             }
         }
         cx.collect(true);

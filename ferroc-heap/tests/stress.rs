@@ -42,6 +42,36 @@ fn cookie(addr: usize, size: usize) -> u64 {
     (addr as u64).rotate_left(17) ^ (size as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ MAGIC
 }
 
+/// Where a block's cookies go: its first word (8-aligned, like every block) and its last
+/// (maybe unaligned).
+fn cookie_words(addr: usize, size: usize) -> (*mut u64, *mut u64) {
+    (addr as *mut u64, (addr + size - 8) as *mut u64)
+}
+
+/// Writes a block's cookies: [`cookie`] in its first word, its complement in its last.
+///
+/// # Safety
+///
+/// `addr` is a live block of `size >= 8` bytes that this thread holds.
+unsafe fn set_cookies(addr: usize, size: usize) {
+    let (head, tail) = cookie_words(addr, size);
+    let c = cookie(addr, size);
+    // SAFETY: the first word of the caller's live block, 8-aligned.
+    unsafe { head.write(c) };
+    // SAFETY: the last word of the same block (`size >= 8`).
+    unsafe { tail.write_unaligned(!c) };
+}
+
+/// The cookie in a block's first word.
+///
+/// # Safety
+///
+/// `addr` is a live block of at least 8 bytes that this thread holds.
+unsafe fn head_cookie(addr: usize) -> u64 {
+    // SAFETY: the first word of the caller's live block, 8-aligned.
+    unsafe { (addr as *const u64).read() }
+}
+
 /// Mostly small, some medium and large, a few huge.
 fn pick_size(rng: &mut Rng) -> usize {
     match rng.below(1000) {
@@ -60,31 +90,24 @@ fn allocate<B: BaseAlloc>(heap: &Heap<'_, '_, B>, rng: &mut Rng) -> Block {
         .expect("out of memory");
     let addr = p.as_ptr() as usize;
     assert_eq!(addr % align, 0);
-    let c = cookie(addr, size);
-    // SAFETY: a fresh block of `size >= 8` bytes, 8-aligned.
-    unsafe {
-        p.as_ptr().cast::<u64>().write(c);
-        p.as_ptr().add(size - 8).cast::<u64>().write_unaligned(!c);
-    }
+    // SAFETY: the block just allocated, of `size >= 16` bytes.
+    unsafe { set_cookies(addr, size) };
     (addr, size)
 }
 
 /// Checks a block's cookies, clears them (so a double free would be caught) and frees it.
 fn free<B: BaseAlloc>(heap: &Heap<'_, '_, B>, (addr, size): Block) {
-    let p = NonNull::new(addr as *mut u8).unwrap();
     let c = cookie(addr, size);
-    // SAFETY: a live block of `size` bytes handed to this thread, freed once.
-    unsafe {
-        assert_eq!(
-            p.as_ptr().cast::<u64>().read(),
-            c,
-            "head cookie of {addr:#x}"
-        );
-        let tail = p.as_ptr().add(size - 8).cast::<u64>();
-        assert_eq!(tail.read_unaligned(), !c, "tail cookie of {addr:#x}");
-        p.as_ptr().cast::<u64>().write(0);
-        heap.free(p);
-    }
+    let (head, tail) = cookie_words(addr, size);
+    // SAFETY: a live block of `size` bytes handed to this thread.
+    assert_eq!(unsafe { head_cookie(addr) }, c, "head cookie of {addr:#x}");
+    // SAFETY: the last word of the same block (`size >= 16`).
+    let tail = unsafe { tail.read_unaligned() };
+    assert_eq!(tail, !c, "tail cookie of {addr:#x}");
+    // SAFETY: the first word of the same block.
+    unsafe { head.write(0) };
+    // SAFETY: the same block, freed once.
+    unsafe { heap.free(NonNull::new(addr as *mut u8).unwrap()) };
 }
 
 /// Takes what is waiting in `inbox`: a quarter of the blocks is reallocated here (from the
@@ -107,8 +130,9 @@ fn receive<B: BaseAlloc>(
             let c = cookie(addr, size);
             let new = pick_size(rng).min(1 << 20);
             // SAFETY: a live block of `size` bytes handed to this thread.
+            assert_eq!(unsafe { head_cookie(addr) }, c, "cookie of {addr:#x}");
+            // SAFETY: the same live block, allocated with size `size` and alignment 8.
             let q = unsafe {
-                assert_eq!(p.as_ptr().cast::<u64>().read(), c, "cookie of {addr:#x}");
                 heap.reallocate(
                     p,
                     Layout::from_size_align(size, 8).unwrap(),
@@ -117,15 +141,10 @@ fn receive<B: BaseAlloc>(
             }
             .expect("out of memory");
             let q_addr = q.as_ptr() as usize;
-            // SAFETY: a live block of `new >= 16` bytes; its first 8 bytes were kept.
-            unsafe {
-                assert_eq!(q.as_ptr().cast::<u64>().read(), c, "reallocate lost data");
-                q.as_ptr().cast::<u64>().write(cookie(q_addr, new));
-                q.as_ptr()
-                    .add(new - 8)
-                    .cast::<u64>()
-                    .write_unaligned(!cookie(q_addr, new));
-            }
+            // SAFETY: the live block `reallocate` returned; its first 8 bytes were kept.
+            assert_eq!(unsafe { head_cookie(q_addr) }, c, "reallocate lost data");
+            // SAFETY: the same block, of `new >= 16` bytes.
+            unsafe { set_cookies(q_addr, new) };
             kept.push((q_addr, new));
         }
     }
@@ -300,14 +319,8 @@ fn producer_and_consumers_reuse_remotely_freed_memory() {
                         .allocate(Layout::from_size_align(SIZE, 8).unwrap())
                         .unwrap();
                     let addr = p.as_ptr() as usize;
-                    // SAFETY: a fresh block of `SIZE` bytes.
-                    unsafe {
-                        p.as_ptr().cast::<u64>().write(cookie(addr, SIZE));
-                        p.as_ptr()
-                            .add(SIZE - 8)
-                            .cast::<u64>()
-                            .write(!cookie(addr, SIZE));
-                    }
+                    // SAFETY: the block just allocated, of `SIZE` bytes.
+                    unsafe { set_cookies(addr, SIZE) };
                     addr
                 })
                 .collect();
