@@ -88,18 +88,20 @@ impl Alloc for Heap<'_, '_, Mmap> {
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract; a live block is not null.
-        unsafe { self.deallocate(NonNull::new_unchecked(ptr), layout) }
+        // SAFETY: the caller passes a live block of this heap, and no live block is null.
+        let ptr = unsafe { NonNull::new_unchecked(ptr) };
+        // SAFETY: a live block of this heap allocated with `layout` (this fn's contract).
+        unsafe { self.deallocate(ptr, layout) }
     }
 
     #[inline(always)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract; the size was valid for `layout`'s alignment before.
-        unsafe {
-            let new = Layout::from_size_align_unchecked(new_size, layout.align());
-            self.reallocate(NonNull::new_unchecked(ptr), layout, new)
-                .map_or(ptr::null_mut(), NonNull::as_ptr)
-        }
+        // SAFETY: the caller passes a valid size for `layout`'s alignment (this fn's contract).
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: the caller passes a live block of this heap, and no live block is null.
+        let ptr = unsafe { NonNull::new_unchecked(ptr) };
+        // SAFETY: a live block of this heap allocated with `layout` (this fn's contract).
+        unsafe { self.reallocate(ptr, layout, new) }.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 }
 
@@ -200,12 +202,11 @@ impl WithAlloc for Pair<'_, '_> {
     fn run<A: Alloc>(self, a: &A) {
         let layout = self.layout;
         self.b.iter(|| {
-            // SAFETY: a non-zero size; the block is freed once, with its layout.
-            unsafe {
-                let p = a.alloc(black_box(layout));
-                assert!(!p.is_null());
-                a.dealloc(black_box(p), layout);
-            }
+            // SAFETY: a non-zero size.
+            let p = unsafe { a.alloc(black_box(layout)) };
+            assert!(!p.is_null());
+            // SAFETY: the block just allocated with `layout`, freed once.
+            unsafe { a.dealloc(black_box(p), layout) };
         });
     }
 }
@@ -303,22 +304,24 @@ impl WithAlloc for Growth<'_, '_> {
     fn run<A: Alloc>(self, a: &A) {
         self.b.iter(|| {
             let mut l = Layout::from_size_align(1, 1).expect("a valid layout");
-            // SAFETY: every size is non-zero; each realloc is given the block's current
-            // layout; the last byte written is inside the block.
-            unsafe {
-                let mut p = a.alloc(l);
+            // SAFETY: a non-zero size.
+            let mut p = unsafe { a.alloc(l) };
+            assert!(!p.is_null());
+            // SAFETY: the block holds at least one byte.
+            unsafe { p.write(1) };
+            while l.size() < GROWTH_MAX {
+                let new_size = l.size() * 2;
+                // SAFETY: `p` is the live block, allocated or last resized with `l`; the new
+                // size is non-zero.
+                p = unsafe { a.realloc(p, l, new_size) };
                 assert!(!p.is_null());
-                p.write(1);
-                while l.size() < GROWTH_MAX {
-                    let new_size = l.size() * 2;
-                    p = a.realloc(p, l, new_size);
-                    assert!(!p.is_null());
-                    l = Layout::from_size_align_unchecked(new_size, 1);
-                    // Write the new last byte, as a growing buffer does.
-                    p.add(new_size - 1).write(1);
-                }
-                a.dealloc(black_box(p), l);
+                l = Layout::from_size_align(new_size, 1).expect("a valid layout");
+                // SAFETY: the block holds `new_size` bytes: write its new last byte, as a
+                // growing buffer does.
+                unsafe { p.wrapping_add(new_size - 1).write(1) };
             }
+            // SAFETY: the live block, with its current layout, freed once.
+            unsafe { a.dealloc(black_box(p), l) };
         });
     }
 }
