@@ -62,19 +62,21 @@ struct Global<A: GlobalAlloc>(A);
 impl<A: GlobalAlloc> Alloc for Global<A> {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
+        // SAFETY: `layout` has a non-zero size (this fn's contract, `GlobalAlloc::alloc`'s).
         unsafe { self.0.alloc(layout) }
     }
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded.
+        // SAFETY: a live block of this allocator with `layout` (this fn's contract, which is
+        // `GlobalAlloc::dealloc`'s).
         unsafe { self.0.dealloc(ptr, layout) }
     }
 
     #[inline(always)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded.
+        // SAFETY: a live block of this allocator with `layout`, and a valid non-zero
+        // `new_size` (this fn's contract, which is `GlobalAlloc::realloc`'s).
         unsafe { self.0.realloc(ptr, layout, new_size) }
     }
 }

@@ -141,17 +141,16 @@ fn pipeline(messages: usize) -> usize {
 }
 
 fn workloads(c: &mut Criterion) {
-    let mut group = c.benchmark_group("btreemap");
-    group.bench_function(ALLOCATOR, |b| b.iter(|| black_box(btreemap(20_000))));
-    group.finish();
-    let mut group = c.benchmark_group("hashmap_churn");
-    group.bench_function(ALLOCATOR, |b| b.iter(|| black_box(hashmap_churn(50_000))));
-    group.finish();
-    let mut group = c.benchmark_group("vec_growth");
-    group.bench_function(ALLOCATOR, |b| b.iter(|| black_box(vec_growth(100_000))));
-    group.finish();
-    let mut group = c.benchmark_group("channel_pipeline");
-    group.bench_function(ALLOCATOR, |b| b.iter(|| black_box(pipeline(20_000))));
+    bench(c, "btreemap", || btreemap(20_000));
+    bench(c, "hashmap_churn", || hashmap_churn(50_000));
+    bench(c, "vec_growth", || vec_growth(100_000));
+    bench(c, "channel_pipeline", || pipeline(20_000));
+}
+
+/// One benchmark group, `name`, with this allocator's run of `work`.
+fn bench<R>(c: &mut Criterion, name: &str, mut work: impl FnMut() -> R) {
+    let mut group = c.benchmark_group(name);
+    group.bench_function(ALLOCATOR, |b| b.iter(|| black_box(work())));
     group.finish();
 }
 

@@ -253,7 +253,8 @@ impl<B: BaseAlloc + 'static, T: 'static> Pool<B, T> {
         // SAFETY: the field lies in our committed chunk, which nobody else references yet.
         unsafe { bits.write([AtomicU64::new(0)]) };
         if cfg!(ferroc_loom) || !chunk.is_zeroed() {
-            // SAFETY: as for `bits`: a field of the page, in our chunk.
+            // SAFETY: `page` points into our committed chunk, large and aligned enough for a
+            // page: the field is in it (no read, no reference made).
             let slots = unsafe { &raw mut (*page).slots }.cast::<Slot<B, T>>();
             for k in 0..SLOTS {
                 // SAFETY: `k < SLOTS`: within the page's slot array, in our chunk.
@@ -263,7 +264,8 @@ impl<B: BaseAlloc + 'static, T: 'static> Pool<B, T> {
             }
         }
         // Otherwise every slot reads as FREE with null links already (see `Slot`).
-        // SAFETY: as for `bits`: a field of the page, in our chunk.
+        // SAFETY: `page` points into our committed chunk, large and aligned enough for a page:
+        // the field is in it (no read, no reference made).
         let chunk_field = unsafe { &raw mut (*page).chunk };
         // SAFETY: the field lies in our committed chunk, which nobody else references yet.
         unsafe { chunk_field.write(MaybeUninit::new(chunk)) };

@@ -56,22 +56,30 @@ pub fn require(tool: &str, package: &str) {
 /// Runs `cargo build --release -p ferroc-capi` with `args` into `target_dir`.
 fn cargo_build(target_dir: &Path, args: &[&str]) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let out = Command::new(cargo)
-        .current_dir(root())
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
         .args(["build", "--release", "-p", "ferroc-capi", "--target-dir"])
         .arg(target_dir)
         .args(args)
-        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_TARGET_DIR");
+    succeed(&mut cmd, &format!("cargo build -p ferroc-capi {args:?}"))?;
+    Ok(target_dir.join("release"))
+}
+
+/// Runs `cmd` (no standard input) to the end; an error, with its standard error, unless it
+/// ran and succeeded.
+fn succeed(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "cargo build -p ferroc-capi {args:?} failed:\n{}",
+            "{what} failed: {cmd:?}\n{}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(target_dir.join("release"))
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
@@ -265,16 +273,7 @@ fn build_program(
     }
     // What the static libraries need from the system (ferroc.pc's `Libs.private`).
     cmd.args(["-ldl", "-lpthread", "-lm"]);
-    let result = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {compiler}: {e}"))?;
-    if !result.status.success() {
-        return Err(format!(
-            "compiling {name} failed: {cmd:?}\n{}",
-            String::from_utf8_lossy(&result.stderr)
-        ));
-    }
+    succeed(&mut cmd, &format!("{compiler} (compiling {name})"))?;
     Ok(out)
 }
 

@@ -43,9 +43,9 @@ fn loom_abandon_reclaim_with_remote_free() {
         }
         // SAFETY: every other thread has been joined: the cell is ours to read.
         let released = s.released.with(|r| unsafe { *r });
-        // SAFETY: as for `released` just above: no other thread is left.
+        // SAFETY: every other thread has been joined: the cell is ours to read.
         let used = s.used.with(|u| unsafe { *u });
-        // SAFETY: as for `released` above: no other thread is left.
+        // SAFETY: every other thread has been joined: the cell is ours to read.
         let got = s.collected.with(|c| unsafe { (*c).clone() });
         assert!(released, "the slab was given back");
         assert_eq!(used, 0);

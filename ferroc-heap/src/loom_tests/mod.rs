@@ -116,7 +116,8 @@ impl Slab {
         if handover::owned_by(self, id) {
             // SAFETY: the slab is ours: its owner-only cells are ours to touch (loom checks).
             self.used.with_mut(|u| unsafe { *u -= 1 });
-            // SAFETY: as for `used` just above: an owner-only cell of our slab.
+            // SAFETY: the slab is ours (`owned_by` said so): its owner-only cells are ours to
+            // touch (loom checks).
             self.collected.with_mut(|c| unsafe { (*c).push(block) });
             return false;
         }
@@ -175,7 +176,7 @@ impl OwnedShard for Slab {
         // SAFETY: owner-only cells of the caller's slab; loom checks the hand-over.
         self.collected.with_mut(|c| unsafe { (*c).extend(got) });
         self.used.with_mut(|u| {
-            // SAFETY: as for `collected` just above.
+            // SAFETY: an owner-only cell of the caller's slab; loom checks the hand-over.
             let u = unsafe { &mut *u };
             *u -= n;
             *u
