@@ -7,7 +7,7 @@
 //! Ferroc.
 //!
 //! ## Glossary
-//! - **the instance** ([`GLOBAL`]): a `ThreadGlobal` over the [`Tracked`] OS base, with the
+//! - **the instance** (`GLOBAL`): a `ThreadGlobal` over the [`Tracked`] OS base, with the
 //!   initial-exec thread-local slot [`IeSlot`] (or std's, with the `dlopen` feature).
 //! - **slab map** ([`Tracked`]): one bit per 4 MiB of the 47-bit address space (4 MiB of
 //!   `.bss`, touched only where Ferroc has memory), set while the base has memory there. It

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Where a thread finds its context: a thread-local pointer that reads as the instance's
-/// [`IdleContext`] until [`set`](Self::set) stores a context of its own.
+/// `IdleContext` until [`set`](Self::set) stores a context of its own.
 ///
 /// # Safety
 ///
@@ -31,7 +31,7 @@ pub unsafe trait ThreadSlot<B: BaseAlloc + 'static> {
 /// A global allocator with per-thread contexts (made by [`config!`](crate::config)); its API
 /// is [`GlobalInstance`].
 ///
-/// Each thread's slot starts at the instance's [`IdleContext`], which never allocated: its
+/// Each thread's slot starts at the instance's `IdleContext`, which never allocated: its
 /// direct table points at the empty shard, so the first allocation of a thread falls to the
 /// slow path, which sees the idle context and gives the thread a context of its own from the
 /// [`Pool`]. The fast paths never test whether the thread is initialised.

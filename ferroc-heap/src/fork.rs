@@ -7,9 +7,9 @@
 //! `fork()` has only the forking thread: if another thread was inside that window, the state
 //! would stay `NOTIFYING` for ever and the child's owner would spin on its next un-full.
 //!
-//! So every notifier counts itself in [`IN_FLIGHT`] for the whole window, and
+//! So every notifier counts itself in `IN_FLIGHT` for the whole window, and
 //! [`prepare`] (a `pthread_atfork` prepare handler, registered by ferroc-global with feature
-//! `libc`) raises [`FORKING`], which keeps new notifiers out, and waits until the count is
+//! `libc`) raises `FORKING`, which keeps new notifiers out, and waits until the count is
 //! zero. [`parent`] lowers the flag again; [`child`] clears both, since the child has no other
 //! thread. Only the rare notification path pays (two read-modify-writes of a process-wide
 //! word and a fence); pushes onto a shard that is not `PARKED` never look at the guard.

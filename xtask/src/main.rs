@@ -15,7 +15,7 @@
 //!   [`suite`]).
 //! - `cargo xtask bench [--quick] [FILTER]...`: the criterion benches of `benches/`, Ferroc
 //!   beside the system allocator, mimalloc and jemalloc, and a markdown table of the medians
-//!   (see [`bench`]).
+//!   (see [`bench`](mod@bench)).
 //! - `cargo xtask tsan`: the threaded tests under ThreadSanitizer (see [`tsan`]).
 //! - `cargo xtask --help` (or `help`, or no command): usage; `cargo xtask <COMMAND> --help`:
 //!   a command's options.
