@@ -46,6 +46,21 @@ void fe_stats_print(void);
 /* major * 10000 + minor * 100 + patch. */
 int fe_version(void);
 
+/* Introspection.
+ * fe_heap_visit_blocks calls visitor(block, usable_size, arg) for every live block of the
+ * calling thread's heap, in address order, until it returns false; the result is false if the
+ * visitor stopped the walk. It never allocates; the visitor may allocate and free (blocks
+ * allocated or freed meanwhile may or may not be reported). Huge blocks (larger than an
+ * eighth of a slab: 512 KiB by default) belong to no thread's heap and are not visited.
+ * fe_heap_contains: whether p points into (start to usable size) a live block of the calling
+ * thread's heap: false for freed blocks, other threads' blocks, huge blocks, foreign pointers.
+ * fe_is_ferroc_pointer: whether p points into memory Ferroc got from the OS (any thread's,
+ * huge blocks included, live or free).
+ * None of them reads through a pointer that is not Ferroc's. */
+bool fe_heap_visit_blocks(bool (*visitor)(void *block, size_t size, void *arg), void *arg);
+bool fe_heap_contains(const void *p);
+bool fe_is_ferroc_pointer(const void *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,12 +32,14 @@
 extern crate std;
 
 mod api;
+mod introspect;
 #[cfg(feature = "override")]
 mod override_c;
 #[cfg(feature = "override")]
 mod override_cxx;
 
 pub use api::*;
+pub use introspect::*;
 
 use core::{alloc::Layout, ptr::NonNull};
 

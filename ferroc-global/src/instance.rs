@@ -5,7 +5,7 @@
 //!
 //! The names are those of `ferroc_heap::Heap`: `allocate`, `allocate_zeroed`,
 //! `deallocate(ptr, layout)`, `free(ptr)`, `reallocate(ptr, old, new)`, `usable_size`,
-//! `collect`, `stats`.
+//! `collect`, `stats`, `visit_blocks`, `contains`.
 
 use core::{alloc::Layout, ptr::NonNull};
 
@@ -147,6 +147,27 @@ pub trait GlobalInstance {
         if let Some(cx) = self.owned() {
             cx.collect(force);
         }
+    }
+
+    /// Calls `f(block, usable_size)` for every live block of the calling thread's own context
+    /// (none before the thread has allocated), in address order, until `f` returns false (the
+    /// result is then false). Never allocates; huge blocks belong to no context and are not
+    /// visited (`ferroc_heap::Context::visit_blocks`). Blocks other threads allocated are theirs.
+    fn visit_blocks(&self, f: impl FnMut(NonNull<u8>, usize) -> bool) -> bool
+    where
+        Self: Sized,
+    {
+        // The calling thread's own context, or the read-only idle one, whose empty slab list
+        // the walk only reads.
+        self.current().visit_blocks(f)
+    }
+
+    /// Whether `ptr` points into a live block of the calling thread's own context (not a
+    /// freed block, another thread's, or a huge one). Any pointer may be asked about: it is
+    /// read through only once found in one of the context's slabs
+    /// (`ferroc_heap::Context::contains`).
+    fn contains(&self, ptr: *const u8) -> bool {
+        self.current().contains(ptr)
     }
 
     /// Prints the statistics to standard error without allocating (the `FERROC_SHOW_STATS`

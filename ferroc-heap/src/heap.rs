@@ -149,6 +149,19 @@ impl<'c, 'a, B: BaseAlloc> Heap<'c, 'a, B> {
         self.cx.collect(force)
     }
 
+    /// Calls `f(block, usable_size)` for every live block of the context, in address order,
+    /// until `f` returns false (then the result is false). Never allocates; huge blocks belong
+    /// to no context and are not visited. See [`Context::visit_blocks`].
+    pub fn visit_blocks(&self, f: impl FnMut(NonNull<u8>, usize) -> bool) -> bool {
+        self.cx.visit_blocks(f)
+    }
+
+    /// Whether `ptr` points into a live block of the context (not a freed one, not another
+    /// context's, not a huge one); any pointer may be asked about. See [`Context::contains`].
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        self.cx.contains(ptr)
+    }
+
     /// The context's statistics.
     #[cfg(feature = "stat")]
     pub fn stats(&self) -> crate::Stats {

@@ -48,6 +48,10 @@
 //!   abandoning slabs with live blocks when a context is dropped, `collect`. The steps where
 //!   a slab changes hands (give up, take over, the remote free racing them) are written once
 //!   in `abandon.rs`, generic over the slab, so the loom models run the same code.
+//! - **Introspection** (`visit.rs`, [`Context::visit_blocks`], [`Context::contains`]): walks
+//!   the context's slab list and each shard's three free lists (read, not collected) into a
+//!   bitmap on the stack; the live blocks are the carved ones not marked. No allocation; huge
+//!   blocks belong to no context and are not visited.
 //!
 //! ## Invariants
 //! - A shard's `used` counts blocks live, in its `thread_free`, or on a `free` list taken whole
@@ -77,7 +81,8 @@
 //!   slabs, abandoned slabs, teardown, in-place reallocate, `allocator_api2`, `stat`, memory
 //!   going back after a peak.
 //! - unit tests: the shard invariant and list states through local and remote frees,
-//!   collects and adoption (`context/tests.rs`), size classes (`class.rs`); loom models of the
+//!   collects and adoption (`context/tests.rs`), size classes (`class.rs`), the visited
+//!   set and `contains` (`visit/tests.rs`, and the proptest `tests/visit.rs`); loom models of the
 //!   remote-free handshake, abandon/reclaim and the fork guard on the real code
 //!   (`loom_tests/`, run by `cargo xtask test-loom`).
 //!
@@ -116,6 +121,8 @@ mod shard;
 mod slab;
 #[cfg(not(ferroc_loom))]
 pub mod stat;
+#[cfg(not(ferroc_loom))]
+mod visit;
 
 #[cfg(not(ferroc_loom))]
 pub use context::Context;

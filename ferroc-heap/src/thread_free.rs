@@ -142,9 +142,10 @@ impl ThreadFree {
         self.0.load(Ordering::Relaxed) & STATE
     }
 
-    /// The list's first block, without taking it (for consistency checks while no other
-    /// thread frees into the shard).
-    #[cfg(all(test, not(ferroc_loom)))]
+    /// The list's first block, without taking it (owner: the blocks below the head stay put
+    /// until the owner takes them, and `Acquire` pairs with the pushes' `Release`, so their
+    /// links are readable; introspection and consistency checks).
+    #[cfg(not(ferroc_loom))]
     pub(crate) fn peek(&self) -> *mut Block {
         (self.0.load(Ordering::Acquire) & !STATE) as *mut Block
     }

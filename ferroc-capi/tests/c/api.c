@@ -105,6 +105,13 @@ int main(void) {
     for (int i = 0; i < N; i++) fe_free(blocks[i]);
     CHECK(fe_malloc_trim(0) == 1);
 
+    /* Introspection (tests/c/introspect.c tests it in depth). */
+    void *q = fe_malloc(hide(48));
+    CHECK(q != NULL && fe_heap_contains(q) && fe_is_ferroc_pointer(q));
+    CHECK(!fe_heap_contains(&page) && !fe_is_ferroc_pointer(&page));
+    CHECK(fe_heap_visit_blocks(NULL, NULL));
+    fe_free(q);
+
     fe_stats_print();
     CHECK(fe_version() == EXPECTED_VERSION);
     printf("api ok: version %d\n", fe_version());

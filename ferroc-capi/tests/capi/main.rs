@@ -7,6 +7,7 @@
 
 mod cxx;
 mod header;
+mod introspect;
 mod processes;
 mod programs;
 mod semantics;
