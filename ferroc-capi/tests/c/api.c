@@ -105,6 +105,12 @@ int main(void) {
     for (int i = 0; i < N; i++) fe_free(blocks[i]);
     CHECK(fe_malloc_trim(0) == 1);
 
+    /* Options (tested in depth by options*.c). */
+    CHECK(fe_option_set(FE_OPTION_PURGE_DELAY, 25) == 0);
+    CHECK(fe_option_get(FE_OPTION_PURGE_DELAY) == 25);
+    CHECK(fe_mallopt(-1 /* M_TRIM_THRESHOLD */, 0) == 1);
+    CHECK(fe_option_get(FE_OPTION_PURGE_DELAY) == 0);
+
     fe_stats_print();
     CHECK(fe_version() == EXPECTED_VERSION);
     printf("api ok: version %d\n", fe_version());
