@@ -7,6 +7,7 @@
 
 mod cxx;
 mod header;
+mod options;
 mod processes;
 mod programs;
 mod semantics;
