@@ -425,7 +425,10 @@ pub extern "C" fn fe_option_set(option: c_int, value: c_long) -> c_int {
     let Some(id) = OptionId::from_raw(option) else {
         return libc::EINVAL;
     };
-    match GLOBAL.set_option(id, i64::from(value)) {
+    // `long` is 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
+    let value = i64::from(value);
+    match GLOBAL.set_option(id, value) {
         Ok(()) => 0,
         Err(OptionError::Invalid) => libc::EINVAL,
         Err(OptionError::Started) => libc::EBUSY,
