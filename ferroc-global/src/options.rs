@@ -601,7 +601,7 @@ fn apply_settings<B: ferroc_base::BaseAlloc>(arenas: &ferroc_arena::Arenas<B>, o
 
 /// Puts the environment's values over `o` (feature `libc`; otherwise nothing); with `warn`,
 /// prints a line for each bad value. Returns how many values were bad.
-#[cfg_attr(not(feature = "libc"), allow(unused_variables))]
+#[cfg_attr(not(feature = "libc"), allow(unused_variables, unused_mut))]
 fn overlay_env(o: &mut Options, warn: bool) -> usize {
     let mut bad = 0;
     #[cfg(feature = "libc")]
