@@ -17,6 +17,7 @@ mod claim;
 mod grow;
 mod purge;
 mod resize;
+mod settings;
 
 use core::{
     marker::PhantomData,
@@ -27,7 +28,7 @@ use core::{
 use ferroc_base::{
     BaseAlloc, Chunk,
     bitmap::{Bitmap, words_for},
-    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
 use crate::{
@@ -234,6 +235,8 @@ pub struct Arenas<B: BaseAlloc> {
     arenas: ArenaList<Arena<B>, MAX_ARENAS>,
     abandoned: AtomicUsize,
     purge_delay_ms: AtomicU64,
+    /// Whether new arenas are committed whole when made (see `settings.rs`).
+    eager_commit: AtomicBool,
     next_owner: AtomicUsize,
     direct_runs: AtomicUsize,
     direct_bytes: AtomicUsize,
@@ -249,6 +252,10 @@ unsafe impl<B: BaseAlloc + Send> Send for Arenas<B> where B::Handle: Send {}
 /// The default purge delay: 10 ms after the first free slab of a wave.
 pub const DEFAULT_PURGE_DELAY_MS: u64 = 10;
 
+/// The purge delay that never purges by time: free slabs stay committed until
+/// [`Arenas::purge`]`(true)` (an explicit trim) decommits them.
+pub const NEVER_PURGE: u64 = u64::MAX;
+
 impl<B: BaseAlloc> Arenas<B> {
     /// Arenas over `base`; no memory is reserved until the first allocation.
     pub const fn new(base: B) -> Self {
@@ -257,6 +264,7 @@ impl<B: BaseAlloc> Arenas<B> {
             arenas: ArenaList::new(),
             abandoned: AtomicUsize::new(0),
             purge_delay_ms: AtomicU64::new(DEFAULT_PURGE_DELAY_MS),
+            eager_commit: AtomicBool::new(false),
             next_owner: AtomicUsize::new(1),
             direct_runs: AtomicUsize::new(0),
             direct_bytes: AtomicUsize::new(0),
@@ -270,7 +278,7 @@ impl<B: BaseAlloc> Arenas<B> {
     }
 
     /// Sets how long free slabs wait before they are decommitted: `0` purges at once,
-    /// `u64::MAX` never purges except by [`purge`](Self::purge)`(true)`.
+    /// [`NEVER_PURGE`] (`u64::MAX`) never purges except by [`purge`](Self::purge)`(true)`.
     pub fn set_purge_delay(&self, ms: u64) {
         self.purge_delay_ms.store(ms, Ordering::Relaxed);
     }

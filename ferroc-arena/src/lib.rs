@@ -88,7 +88,7 @@ mod loom_tests;
 #[cfg(not(ferroc_loom))]
 mod arenas;
 #[cfg(not(ferroc_loom))]
-pub use arenas::{ArenaStats, Arenas, SlabRun};
+pub use arenas::{ArenaStats, Arenas, DEFAULT_PURGE_DELAY_MS, NEVER_PURGE, SlabRun};
 
 pub use ferroc_base::{BaseAlloc, Chunk};
 

@@ -61,6 +61,39 @@ bool fe_heap_visit_blocks(bool (*visitor)(void *block, size_t size, void *arg), 
 bool fe_heap_contains(const void *p);
 bool fe_is_ferroc_pointer(const void *p);
 
+/* ---- Runtime options ----
+ * Each option is also read from its environment variable when the first thread allocates
+ * (FERROC_PURGE_DELAY, FERROC_VERBOSE, FERROC_SHOW_STATS, FERROC_LARGE_PAGES,
+ * FERROC_EAGER_COMMIT, FERROC_RESERVE, FERROC_INVALID_FREE). Before that, fe_option_set
+ * changes the start-up value, which the environment overrides; after it, the run-time
+ * options (purge delay, verbose, show stats, invalid free) take effect at once and the
+ * start-up ones (large pages, eager commit, reserve) are refused with EBUSY. */
+typedef enum fe_option_e {
+    FE_OPTION_PURGE_DELAY = 0,  /* ms before freed memory goes back to the OS; 0 at once,
+                                   negative never (default 10) */
+    FE_OPTION_VERBOSE = 1,      /* print the options at start-up and each change (0) */
+    FE_OPTION_SHOW_STATS = 2,   /* print the statistics at exit (0) */
+    FE_OPTION_LARGE_PAGES = 3,  /* back arenas with large OS pages (0; start-up only) */
+    FE_OPTION_EAGER_COMMIT = 4, /* commit whole arenas when made (0; start-up only) */
+    FE_OPTION_RESERVE = 5,      /* bytes of arenas reserved at start-up (0; start-up only) */
+    FE_OPTION_INVALID_FREE = 6  /* free() of a pointer not Ferroc's: FE_INVALID_FREE_* */
+} fe_option_t;
+
+/* Values of FE_OPTION_INVALID_FREE (FERROC_INVALID_FREE=abort|warn|ignore). */
+#define FE_INVALID_FREE_ABORT 0 /* message on stderr, then abort(), as glibc (default) */
+#define FE_INVALID_FREE_WARN 1  /* message on stderr, the pointer is left alone */
+#define FE_INVALID_FREE_IGNORE 2
+
+/* Sets an option: 0, EINVAL (unknown option or bad value) or EBUSY (start-up only, and
+ * the allocator has started). */
+int fe_option_set(fe_option_t option, long value);
+/* The value in force (booleans 0/1); 0 with errno = EINVAL for an unknown option. */
+long fe_option_get(fe_option_t option);
+/* mallopt: M_TRIM_THRESHOLD 0 purges at once, negative never, positive the default delay;
+ * M_CHECK_ACTION sets the invalid-free policy (bit 2 abort, else bit 1 warn, else ignore);
+ * every other parameter is accepted and ignored. Returns 1. */
+int fe_mallopt(int param, int value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,11 +2,11 @@
 
 use core::{
     alloc::Layout,
-    ffi::{c_char, c_int, c_void},
+    ffi::{c_char, c_int, c_long, c_void},
     ptr::{self, NonNull},
 };
 
-use ferroc_global::GlobalInstance;
+use ferroc_global::{GlobalInstance, InvalidFree, OptionError, OptionId};
 
 use crate::{GLOBAL, is_ferroc_pointer};
 
@@ -79,7 +79,8 @@ pub extern "C" fn fe_calloc(n: usize, size: usize) -> *mut c_void {
     }
 }
 
-/// `free`: null does nothing; a pointer Ferroc did not allocate is ignored; `errno` is kept.
+/// `free`: null does nothing; a pointer Ferroc did not allocate goes to the invalid-free
+/// policy (`FE_OPTION_INVALID_FREE`: abort, the default, warn or ignore); `errno` is kept.
 ///
 /// # Safety
 ///
@@ -102,7 +103,31 @@ pub(crate) unsafe fn free_impl(p: *mut c_void) {
         let block = unsafe { NonNull::new_unchecked(p.cast()) };
         // SAFETY: a pointer into Ferroc's memory is a live Ferroc block (this fn's contract).
         unsafe { GLOBAL.free(block) }
+    } else if !p.is_null() {
+        invalid_free(p);
     }
+}
+
+/// `free` of a pointer Ferroc never handed out: the invalid-free policy. Never written to.
+#[cold]
+#[inline(never)]
+fn invalid_free(p: *mut c_void) {
+    let policy = GLOBAL.options().invalid_free;
+    if policy == InvalidFree::Ignore {
+        return;
+    }
+    let saved = errno();
+    let mut w = ferroc_global::print::StackWriter::<96>::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut w,
+        format_args!("ferroc: free(): invalid pointer {p:p}\n"),
+    );
+    w.flush_to(2);
+    if policy == InvalidFree::Abort {
+        // SAFETY: abort has no precondition; it does not return.
+        unsafe { libc::abort() };
+    }
+    set_errno(saved);
 }
 
 /// `free_sized`: as `free` (the size is only a hint).
@@ -389,4 +414,97 @@ pub extern "C" fn fe_malloc_trim(_pad: usize) -> c_int {
             || after.direct_bytes < before.direct_bytes
             || before.pending_purge > 0,
     )
+}
+
+/// `fe_option_set`: sets one option (`FE_OPTION_*`); 0 on success, `EINVAL` for an unknown
+/// option or a bad value, `EBUSY` for a start-up-only option (large pages, eager commit,
+/// reserve) after the first allocation. The run-time ones (purge delay, verbose, show stats,
+/// invalid free) take effect at once.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_option_set(option: c_int, value: c_long) -> c_int {
+    let Some(id) = OptionId::from_raw(option) else {
+        return libc::EINVAL;
+    };
+    // `long` is 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
+    let value = i64::from(value);
+    match GLOBAL.set_option(id, value) {
+        Ok(()) => 0,
+        Err(OptionError::Invalid) => libc::EINVAL,
+        Err(OptionError::Started) => libc::EBUSY,
+    }
+}
+
+/// `fe_option_get`: the value in force of one option (booleans 0/1, the reserve in bytes,
+/// the invalid-free policy as `FE_INVALID_FREE_*`); 0 with `errno = EINVAL` for an unknown
+/// option.
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_option_get(option: c_int) -> c_long {
+    match OptionId::from_raw(option) {
+        Some(id) => c_long::try_from(GLOBAL.option(id)).unwrap_or(c_long::MAX),
+        None => {
+            set_errno(libc::EINVAL);
+            0
+        }
+    }
+}
+
+/// glibc's `mallopt` parameters (`<malloc.h>`).
+mod m {
+    pub const MXFAST: i32 = 1;
+    pub const TRIM_THRESHOLD: i32 = -1;
+    pub const TOP_PAD: i32 = -2;
+    pub const MMAP_THRESHOLD: i32 = -3;
+    pub const MMAP_MAX: i32 = -4;
+    pub const CHECK_ACTION: i32 = -5;
+    pub const PERTURB: i32 = -6;
+    pub const ARENA_TEST: i32 = -7;
+    pub const ARENA_MAX: i32 = -8;
+}
+
+/// `mallopt`: glibc's tuning parameters, mapped onto Ferroc's options where they mean
+/// something; always 1 (success), as glibc's documentation allows for parameters an
+/// allocator does not use.
+///
+/// - `M_TRIM_THRESHOLD`: when free memory goes back to the OS. `0` gives it back at once
+///   (purge delay 0); a negative value (glibc reads it as "never") never purges by time
+///   (purge delay -1); a positive value restores the default delay (10 ms): Ferroc returns
+///   free slabs by age, not by the size of the free top.
+/// - `M_CHECK_ACTION`: what a `free` of a pointer that is not Ferroc's does: bit 2 set
+///   aborts, else bit 1 set warns, else ignores (`FE_OPTION_INVALID_FREE`).
+/// - `M_MMAP_THRESHOLD`, `M_MMAP_MAX`, `M_TOP_PAD`, `M_ARENA_MAX`, `M_ARENA_TEST`,
+///   `M_MXFAST`, `M_PERTURB` and anything else: accepted and ignored (Ferroc has one heap
+///   per thread, no free-top to pad, and serves blocks larger than its largest arena size
+///   from the OS by its geometry).
+#[unsafe(no_mangle)]
+pub extern "C" fn fe_mallopt(param: c_int, value: c_int) -> c_int {
+    match param {
+        m::TRIM_THRESHOLD => {
+            let delay = match value {
+                0 => 0,
+                v if v < 0 => -1,
+                _ => ferroc_arena::DEFAULT_PURGE_DELAY_MS as i64,
+            };
+            let _ = GLOBAL.set_option(OptionId::PurgeDelay, delay);
+        }
+        m::CHECK_ACTION => {
+            let policy = if value & 2 != 0 {
+                InvalidFree::Abort
+            } else if value & 1 != 0 {
+                InvalidFree::Warn
+            } else {
+                InvalidFree::Ignore
+            };
+            let _ = GLOBAL.set_option(OptionId::InvalidFree, policy as i64);
+        }
+        m::MXFAST
+        | m::TOP_PAD
+        | m::MMAP_THRESHOLD
+        | m::MMAP_MAX
+        | m::PERTURB
+        | m::ARENA_TEST
+        | m::ARENA_MAX => {}
+        _ => {}
+    }
+    1
 }

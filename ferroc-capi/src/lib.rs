@@ -19,8 +19,12 @@
 //!   `std::bad_alloc` and is declared `extern "C-unwind"` for it.
 //! - Failure is a null pointer with `errno = ENOMEM` (`EINVAL` where POSIX says so); `free`
 //!   never changes `errno` (the base puts back whatever its system calls set).
-//! - A foreign pointer is never written to: `free` ignores it, `malloc_usable_size` says 0,
-//!   `realloc` fails with `ENOMEM`.
+//! - A foreign pointer is never written to: `free` hands it to the invalid-free policy (abort
+//!   with a message, as glibc does, by default; warn or ignore: `FERROC_INVALID_FREE`,
+//!   `fe_option_set(FE_OPTION_INVALID_FREE, ..)`, `mallopt(M_CHECK_ACTION, ..)`), on a cold
+//!   path of its own; `malloc_usable_size` says 0, `realloc` fails with `ENOMEM`.
+//! - The options (`fe_option_set`/`fe_option_get`, `mallopt`) are `ferroc_global`'s
+//!   (`ferroc_global::options`): read from the environment when the first thread allocates.
 //! - Everything works before any constructor runs and after `main` returns: the instance is a
 //!   `const`-initialised static, and a thread's heap is made on its first allocation.
 //!
@@ -155,7 +159,7 @@ unsafe extern "C" fn on_thread_exit(slot: *mut core::ffi::c_void) {
 }
 
 extern "C" fn on_process_exit() {
-    GLOBAL.show_stats();
+    GLOBAL.show_stats_at_exit();
 }
 
 type Cx = Context<'static, Tracked>;

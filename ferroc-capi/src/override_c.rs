@@ -67,6 +67,8 @@ forward! {
     fn malloc_usable_size(p: *const c_void) -> usize => fe_malloc_usable_size;
     /// `malloc_trim`: collects and purges; 1 if memory went back to the OS.
     fn malloc_trim(pad: usize) -> c_int => fe_malloc_trim;
+    /// `mallopt`: glibc's parameters mapped onto Ferroc's options (see `fe_mallopt`); 1.
+    fn mallopt(param: c_int, value: c_int) -> c_int => fe_mallopt;
     /// glibc's internal name of `malloc`.
     fn __libc_malloc(size: usize) -> *mut c_void => fe_malloc;
     /// glibc's internal name of `calloc`.

@@ -17,7 +17,8 @@ pub struct IdleContext<B: BaseAlloc + 'static>(pub Context<'static, B>);
 // queries through it only read it.
 unsafe impl<B: BaseAlloc + 'static> Sync for IdleContext<B> {}
 
-/// Counters of exited threads, and the once-only `FERROC_SHOW_STATS` registration.
+/// Counters of exited threads, and the once-only registration of the statistics report at
+/// exit (`show_stats`).
 pub struct Retired {
     #[cfg(feature = "stat")]
     counts: [ferroc_base::sync::atomic::AtomicU64; 4 * ferroc_heap::stat::KINDS],
@@ -66,7 +67,9 @@ impl Retired {
         s
     }
 
-    /// Registers `hook` with `atexit` once, if `FERROC_SHOW_STATS=1` (and `stat` is on).
+    /// Registers `hook` with `atexit` once (when `stat` is on): the hook prints the
+    /// statistics if the `show_stats` option is on when the process exits, so the option
+    /// may be turned on or off until then.
     #[cfg(feature = "libc")]
     #[allow(unused_variables)]
     pub fn show_at_exit_once(&self, hook: extern "C" fn()) {
@@ -74,7 +77,6 @@ impl Retired {
         if !self
             .show_registered
             .swap(true, ferroc_base::sync::atomic::Ordering::Relaxed)
-            && crate::print::show_stats_requested()
         {
             // SAFETY: registering a plain function; failure only means no report.
             unsafe { libc::atexit(hook) };

@@ -5,13 +5,16 @@
 //!
 //! The names are those of `ferroc_heap::Heap`: `allocate`, `allocate_zeroed`,
 //! `deallocate(ptr, layout)`, `free(ptr)`, `reallocate(ptr, old, new)`, `usable_size`,
-//! `collect`, `stats`, `visit_blocks`, `contains`.
+//! `collect`, `stats`, `visit_blocks`, `contains`; the options are `options`, `set_options`,
+//! `option` and `set_option`.
 
 use core::{alloc::Layout, ptr::NonNull};
 
 use ferroc_arena::Arenas;
 use ferroc_base::BaseAlloc;
 use ferroc_heap::{AllocError, Context};
+
+use crate::options::{OptionError, OptionId, OptionState, Options};
 
 /// A global instance: the statics behind one allocator type, and its whole API.
 ///
@@ -42,6 +45,43 @@ pub trait GlobalInstance {
     /// Statistics over every context of the instance, live and gone (feature `stat`).
     #[cfg(feature = "stat")]
     fn stats(&self) -> ferroc_heap::Stats;
+
+    /// The instance's options and start state (see [`crate::options`]).
+    fn option_state(&self) -> &OptionState;
+
+    /// The options in force (before the first allocation: those the start will put in
+    /// force, the environment over the instance's own).
+    fn options(&self) -> Options {
+        self.option_state().current()
+    }
+
+    /// Gives the instance its own options (the environment still overrides them at the
+    /// start); [`OptionError::Started`] after the first allocation.
+    fn set_options(&self, options: Options) -> Result<(), OptionError> {
+        self.option_state().set_all(&options)
+    }
+
+    /// One option's value as the C API gives it ([`Options::get`]).
+    fn option(&self, id: OptionId) -> i64 {
+        self.options().get(id)
+    }
+
+    /// Sets one option from a C value ([`Options::set`]): after the first allocation, the
+    /// run-time ones ([`OptionId::is_runtime`]) take effect at once and the others are
+    /// refused ([`OptionError::Started`]).
+    fn set_option(&self, id: OptionId, value: i64) -> Result<(), OptionError> {
+        self.option_state().set_one(self.arenas(), id, value)
+    }
+
+    /// Starts the instance if it has not started (reads the environment, applies the
+    /// options, reserves): what the first thread initialisation calls. A slow path.
+    #[doc(hidden)]
+    #[cold]
+    fn start(&self) {
+        if !self.option_state().is_started() {
+            self.option_state().start(self.arenas());
+        }
+    }
 
     /// The small fast path of the calling thread (`Context::allocate_small`): `None` when the
     /// request is not small or needs the slow path.
@@ -176,6 +216,14 @@ pub trait GlobalInstance {
         #[cfg(all(feature = "stat", feature = "libc"))]
         crate::print::print_stats(&self.stats());
     }
+
+    /// The process-exit hook: [`show_stats`](Self::show_stats) if the `show_stats` option is
+    /// on at that moment.
+    fn show_stats_at_exit(&self) {
+        if self.option_state().show_stats() {
+            self.show_stats();
+        }
+    }
 }
 
 /// A type that stands for one static instance, as the unit types [`config!`](crate::config)
@@ -209,5 +257,10 @@ impl<H: InstanceHandle> GlobalInstance for H {
     #[cfg(feature = "stat")]
     fn stats(&self) -> ferroc_heap::Stats {
         H::instance().stats()
+    }
+
+    #[inline]
+    fn option_state(&self) -> &OptionState {
+        H::instance().option_state()
     }
 }

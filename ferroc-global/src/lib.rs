@@ -49,6 +49,7 @@
 //!
 //! ## What it owns
 //! The thread-local slots, the pool of thread slots, thread exit, the fork handlers, the
+//! runtime options of each instance ([`options`]: `FERROC_*` read at start-up), the
 //! `FERROC_SHOW_STATS` report, and the macros.
 #![no_std]
 
@@ -64,6 +65,8 @@ mod exit;
 mod fork;
 #[cfg(not(ferroc_loom))]
 mod instance;
+#[cfg(not(ferroc_loom))]
+pub mod options;
 #[cfg(any(feature = "std", ferroc_loom))]
 pub mod pool;
 #[cfg(all(feature = "libc", not(ferroc_loom)))]
@@ -75,6 +78,8 @@ mod thread;
 
 #[cfg(not(ferroc_loom))]
 pub use instance::{GlobalInstance, InstanceHandle};
+#[cfg(not(ferroc_loom))]
+pub use options::{InvalidFree, OptionError, OptionId, Options};
 #[cfg(not(ferroc_loom))]
 pub use single::SingleGlobal;
 #[cfg(all(feature = "std", not(ferroc_loom)))]
@@ -96,7 +101,7 @@ pub mod __private {
     #[cfg(feature = "std")]
     pub use std::thread_local;
 
-    pub use crate::{GlobalInstance, InstanceHandle, SingleGlobal};
+    pub use crate::{GlobalInstance, InstanceHandle, Options, SingleGlobal};
     #[cfg(feature = "std")]
     pub use crate::{ThreadGlobal, ThreadSlot};
 }
@@ -107,6 +112,8 @@ pub mod __private {
 /// config!($(#[attr])* $vis $Name: $Base = $base_expr);                          // pthread exit
 /// config!($(#[attr])* $vis $Name: $Base = $base_expr; thread_exit = pthread);   // the same
 /// config!($(#[attr])* $vis $Name: $Base = $base_expr; thread_exit = unsafe none);
+/// config!($(#[attr])* $vis $Name: $Base = $base_expr; options = $options_expr);
+/// config!($(#[attr])* $vis $Name: $Base = $base_expr; thread_exit = unsafe none; options = $options_expr);
 /// ```
 ///
 /// - `thread_exit = pthread` (the default; features `std` and `libc`): one context per thread
@@ -114,6 +121,10 @@ pub mod __private {
 /// - `thread_exit = unsafe none` (no `std` needed): one context for the whole program, no
 ///   thread-local storage, nothing to do at thread exit: for bare metal and single-threaded
 ///   programs. `unsafe` because the program must never allocate from two threads at once.
+/// - `options = ..` (a constant [`Options`]): the instance's own options instead of
+///   [`Options::DEFAULT`]. The environment (`FERROC_*`) overrides them when the instance
+///   starts; see [`options`] for the order, and
+///   [`GlobalInstance::set_options`] for setting them at run time before the first allocation.
 ///
 /// The type is a unit struct standing for a static instance ([`InstanceHandle`]), so it has
 /// the whole [`GlobalInstance`] API (`allocate`, `allocate_zeroed`, `deallocate`, `free`,
@@ -131,17 +142,24 @@ pub mod __private {
 /// let layout = core::alloc::Layout::new::<[u64; 4]>();
 /// let p = MyAlloc.allocate(layout).unwrap();
 /// unsafe { MyAlloc.deallocate(p, layout) };
+///
+/// // Memory back to the OS as soon as it is free, unless FERROC_PURGE_DELAY says otherwise.
+/// ferroc_global::config!(
+///     pub Lean: Mmap = Mmap;
+///     options = ferroc_global::Options { purge_delay_ms: 0, ..ferroc_global::Options::DEFAULT }
+/// );
 /// ```
 #[macro_export]
 macro_rules! config {
-    ($(#[$attr:meta])* $vis:vis $name:ident : $B:ty = $base:expr $(; thread_exit = pthread)? $(;)?) => {
+    ($(#[$attr:meta])* $vis:vis $name:ident : $B:ty = $base:expr $(; thread_exit = pthread)? $(; options = $opts:expr)? $(;)?) => {
         $(#[$attr])*
         #[derive(Debug, Clone, Copy, Default)]
         $vis struct $name;
         const _: () = {
             use $crate::__private as __p;
             static __GLOBAL: __p::ThreadGlobal<$B, __Slot> =
-                __p::ThreadGlobal::new(&__GLOBAL, $base, __on_thread_exit, __on_process_exit);
+                __p::ThreadGlobal::new(&__GLOBAL, $base, __on_thread_exit, __on_process_exit)
+                    $(.with_options($opts))?;
             __p::thread_local! {
                 static __TLS: __p::Cell<*const __p::Context<'static, $B>> =
                     const { __p::Cell::new(__p::ThreadGlobal::idle_of(&__GLOBAL)) };
@@ -170,12 +188,12 @@ macro_rules! config {
                 unsafe { __GLOBAL.on_thread_exit(slot) }
             }
             extern "C" fn __on_process_exit() {
-                __p::GlobalInstance::show_stats(&__GLOBAL);
+                __p::GlobalInstance::show_stats_at_exit(&__GLOBAL);
             }
             $crate::__global_api!($name, __p::ThreadGlobal<$B, __Slot>);
         };
     };
-    ($(#[$attr:meta])* $vis:vis $name:ident : $B:ty = $base:expr ; thread_exit = unsafe none $(;)?) => {
+    ($(#[$attr:meta])* $vis:vis $name:ident : $B:ty = $base:expr ; thread_exit = unsafe none $(; options = $opts:expr)? $(;)?) => {
         $(#[$attr])*
         #[derive(Debug, Clone, Copy, Default)]
         $vis struct $name;
@@ -184,7 +202,7 @@ macro_rules! config {
             static __GLOBAL: __p::SingleGlobal<$B> =
                 // SAFETY: `thread_exit = unsafe none` is the user's promise that the program
                 // never allocates from two threads at once.
-                unsafe { __p::SingleGlobal::new(&__GLOBAL, $base) };
+                unsafe { __p::SingleGlobal::new(&__GLOBAL, $base) } $(.with_options($opts))?;
             $crate::__global_api!($name, __p::SingleGlobal<$B>);
         };
     };
@@ -193,7 +211,8 @@ macro_rules! config {
 /// Like [`config!`], but defines a module holding the allocator type (named `Ferroc` inside
 /// it) and free functions over it: `allocate`, `allocate_zeroed`, `deallocate`, `free`,
 /// `reallocate`, `usable_size`, `collect` and (feature `stat`) `stats`, each the
-/// [`GlobalInstance`] method of the same name.
+/// [`GlobalInstance`] method of the same name. It takes `config!`'s `; thread_exit = ..` and
+/// `; options = ..` after the base.
 ///
 /// ```
 /// ferroc_global::config_mod!(pub mod my_alloc: ferroc_base::Mmap = ferroc_base::Mmap);
@@ -205,7 +224,7 @@ macro_rules! config {
 /// ```
 #[macro_export]
 macro_rules! config_mod {
-    ($(#[$attr:meta])* $vis:vis mod $m:ident : $B:ty = $base:expr $(; thread_exit = $($exit:tt)+)?) => {
+    ($(#[$attr:meta])* $vis:vis mod $m:ident : $B:ty = $base:expr $(; $($rest:tt)+)?) => {
         $(#[$attr])*
         $vis mod $m {
             #[allow(unused_imports)]
@@ -214,7 +233,7 @@ macro_rules! config_mod {
             use core::{alloc::Layout, ptr::NonNull};
             $crate::config!(
                 /// The allocator of this module.
-                pub Ferroc: $B = $base $(; thread_exit = $($exit)+)?
+                pub Ferroc: $B = $base $(; $($rest)+)?
             );
             /// [`GlobalInstance::allocate`]($crate::GlobalInstance::allocate).
             #[inline]

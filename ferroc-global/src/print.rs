@@ -54,12 +54,68 @@ impl<const N: usize> Write for StackWriter<N> {
     }
 }
 
-/// Whether `FERROC_SHOW_STATS` is set to something other than `0` or empty.
+/// Whether `FERROC_SHOW_STATS` is set to a true boolean (`1`, `true`, `yes`, `on`); the
+/// instances read it with their other options (see [`crate::options`]).
 pub fn show_stats_requested() -> bool {
     // SAFETY: a NUL-terminated name; getenv does not allocate.
     let v = unsafe { libc::getenv(c"FERROC_SHOW_STATS".as_ptr()) };
-    // SAFETY: getenv returns null or a NUL-terminated string.
-    !v.is_null() && unsafe { *v } != 0 && unsafe { *v } != b'0' as libc::c_char
+    if v.is_null() {
+        return false;
+    }
+    // SAFETY: getenv returned a NUL-terminated string of the environment.
+    let text = unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes();
+    crate::options::parse_bool(text).unwrap_or(false)
+}
+
+/// Prints the options in force (`FERROC_VERBOSE`), and how many environment values were bad.
+pub fn print_options(o: &crate::Options, bad_values: usize) {
+    let mut w = StackWriter::<1024>::new();
+    let _ = crate::options::write_options(&mut w, o);
+    if bad_values > 0 {
+        let _ = writeln!(
+            w,
+            "ferroc: {bad_values} bad value(s) in the environment (defaults kept)"
+        );
+    }
+    w.flush_to(2);
+}
+
+/// Prints the one-line warning for a bad value of an option's environment variable.
+pub fn print_bad_value(id: crate::OptionId, text: &[u8]) {
+    let mut w = StackWriter::<256>::new();
+    let name = id.env().to_str().unwrap_or("FERROC_?");
+    let _ = write!(w, "ferroc: warning: {name}=\"");
+    // The value as it was, bytes outside printable ASCII escaped, cut at 64 bytes.
+    for &b in text.iter().take(64) {
+        let _ = match b {
+            b' '..=b'~' if b != b'"' && b != b'\\' => w.write_char(b as char),
+            _ => write!(w, "\\x{b:02x}"),
+        };
+    }
+    let _ = writeln!(
+        w,
+        "\"{} is not a valid value, ignored ({} keeps its value)",
+        if text.len() > 64 { "..." } else { "" },
+        id.name()
+    );
+    w.flush_to(2);
+}
+
+/// Prints that the start-up reservation failed.
+pub fn print_reserve_failed(bytes: usize) {
+    let mut w = StackWriter::<128>::new();
+    let _ = writeln!(
+        w,
+        "ferroc: warning: could not reserve {bytes} bytes at start-up (FERROC_RESERVE)"
+    );
+    w.flush_to(2);
+}
+
+/// Prints an option changed at run time (with `verbose`).
+pub fn print_option_change(id: crate::OptionId, o: &crate::Options) {
+    let mut w = StackWriter::<128>::new();
+    let _ = writeln!(w, "ferroc: option {} set to {}", id.name(), o.get(id));
+    w.flush_to(2);
 }
 
 /// Writes `stats` as a small table.

@@ -13,6 +13,7 @@ use crate::GlobalInstance;
 pub struct SingleGlobal<B: BaseAlloc + 'static> {
     arenas: Arenas<B>,
     cx: SingleContext<B>,
+    options: crate::options::OptionState,
 }
 
 /// The one context of a [`SingleGlobal`], shared by whichever thread is allocating.
@@ -34,7 +35,15 @@ impl<B: BaseAlloc + 'static> SingleGlobal<B> {
         SingleGlobal {
             arenas: Arenas::new(base),
             cx: SingleContext(Context::new(&this.arenas)),
+            options: crate::options::OptionState::new(crate::Options::DEFAULT),
         }
+    }
+
+    /// The same instance with its own `options` instead of the defaults (`config!`'s
+    /// `options = ..`); the environment (feature `libc`) overrides them at the start.
+    pub const fn with_options(mut self, options: crate::Options) -> Self {
+        self.options = crate::options::OptionState::new(options);
+        self
     }
 }
 
@@ -47,14 +56,23 @@ impl<B: BaseAlloc + 'static> GlobalInstance for SingleGlobal<B> {
         &self.cx.0
     }
 
-    /// The one context, always there.
+    /// The one context, always there. The first call starts the instance (its options):
+    /// the context's first allocation comes here, as its empty shards send it to the slow
+    /// path; the small fast path (through [`current`](Self::current)) never tests it.
     #[inline(always)]
     fn owned(&self) -> Option<&Context<'static, B>> {
+        if !self.options.is_started() {
+            self.start();
+        }
         Some(&self.cx.0)
     }
 
     fn arenas(&self) -> &Arenas<B> {
         &self.arenas
+    }
+
+    fn option_state(&self) -> &crate::options::OptionState {
+        &self.options
     }
 
     #[cfg(feature = "stat")]

@@ -50,6 +50,7 @@ pub struct ThreadGlobal<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> {
     #[cfg(feature = "libc")]
     on_process_exit: extern "C" fn(),
     stats: crate::common::Retired,
+    options: crate::options::OptionState,
 }
 
 impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> ThreadGlobal<B, S> {
@@ -77,7 +78,15 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> ThreadGlobal<B, S> {
             #[cfg(feature = "libc")]
             on_process_exit,
             stats: crate::common::Retired::new(),
+            options: crate::options::OptionState::new(crate::Options::DEFAULT),
         }
+    }
+
+    /// The same instance with its own `options` instead of the defaults (`config!`'s
+    /// `options = ..`); the environment overrides them at the start.
+    pub const fn with_options(mut self, options: crate::Options) -> Self {
+        self.options = crate::options::OptionState::new(options);
+        self
     }
 
     /// The idle context every thread-local slot starts at (for the slot's initialiser).
@@ -88,6 +97,8 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> ThreadGlobal<B, S> {
     #[cold]
     #[inline(never)]
     fn init_thread(&'static self) -> Option<&'static Context<'static, B>> {
+        // The options in force before this thread's context can make an arena.
+        GlobalInstance::start(self);
         let slot = self.pool.claim(self.arenas.base(), &self.arenas)?;
         S::set(slot.context_ptr(), &self.idle.0);
         #[cfg(feature = "libc")]
@@ -142,6 +153,10 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> GlobalInstance for Thre
 
     fn arenas(&self) -> &Arenas<B> {
         &self.arenas
+    }
+
+    fn option_state(&self) -> &crate::options::OptionState {
+        &self.options
     }
 
     #[cfg(feature = "stat")]

@@ -87,7 +87,9 @@ pub use ferroc_arena::Arenas;
 #[cfg(all(feature = "global", feature = "base-mmap", feature = "libc"))]
 pub use ferroc_global::Ferroc;
 #[cfg(feature = "global")]
-pub use ferroc_global::{GlobalInstance, config, config_mod};
+pub use ferroc_global::{
+    GlobalInstance, InvalidFree, OptionError, OptionId, Options, config, config_mod,
+};
 #[cfg(feature = "stat")]
 pub use ferroc_heap::Stats;
 pub use ferroc_heap::{AllocError, Context, Heap};

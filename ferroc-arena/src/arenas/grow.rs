@@ -42,6 +42,7 @@ impl<B: BaseAlloc> Arenas<B> {
             }
         };
         let arena = self.make_arena(chunk, Some(slabs))?;
+        self.commit_if_eager(arena);
         self.publish(arena)
     }
 

@@ -111,6 +111,11 @@ int main(void) {
     CHECK(!fe_heap_contains(&page) && !fe_is_ferroc_pointer(&page));
     CHECK(fe_heap_visit_blocks(NULL, NULL));
     fe_free(q);
+    /* Options (tested in depth by options*.c). */
+    CHECK(fe_option_set(FE_OPTION_PURGE_DELAY, 25) == 0);
+    CHECK(fe_option_get(FE_OPTION_PURGE_DELAY) == 25);
+    CHECK(fe_mallopt(-1 /* M_TRIM_THRESHOLD */, 0) == 1);
+    CHECK(fe_option_get(FE_OPTION_PURGE_DELAY) == 0);
 
     fe_stats_print();
     CHECK(fe_version() == EXPECTED_VERSION);

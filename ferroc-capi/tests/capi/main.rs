@@ -8,6 +8,7 @@
 mod cxx;
 mod header;
 mod introspect;
+mod options;
 mod processes;
 mod programs;
 mod semantics;
