@@ -32,12 +32,14 @@
 extern crate std;
 
 mod api;
+mod glibc;
 #[cfg(feature = "override")]
 mod override_c;
 #[cfg(feature = "override")]
 mod override_cxx;
 
 pub use api::*;
+pub use glibc::*;
 
 use core::{alloc::Layout, ptr::NonNull};
 
