@@ -506,4 +506,32 @@ mod tests {
         let multi = arenas.abandon(multi).unwrap_err();
         arenas.deallocate(multi);
     }
+
+    #[test]
+    fn peaks_follow_claims_and_stay() {
+        let arenas = Arenas::new(Mmap);
+        arenas.set_purge_delay(0);
+        let runs: std::vec::Vec<_> = (0..4)
+            .map(|_| arenas.allocate(2, SLAB_SIZE, 0, true).unwrap())
+            .collect();
+        let held = arenas.stats();
+        assert_eq!(held.in_use(), 8 * SLAB_SIZE);
+        assert!(held.committed >= 8 * SLAB_SIZE);
+        assert_eq!(held.peak_in_use, held.in_use());
+        assert_eq!(held.peak_committed, held.committed + held.direct_bytes);
+        assert_eq!(held.peak_reserved, held.reserved + held.direct_bytes);
+        arenas.count_huge(1, 2 * SLAB_SIZE as isize);
+        assert_eq!(arenas.stats().huge_blocks, 1);
+        assert_eq!(arenas.stats().huge_bytes, 2 * SLAB_SIZE);
+        arenas.count_huge(-1, -2 * SLAB_SIZE as isize);
+        for run in runs {
+            arenas.deallocate(run);
+        }
+        let after = arenas.stats();
+        assert_eq!((after.huge_blocks, after.huge_bytes), (0, 0));
+        assert_eq!(after.in_use(), 0);
+        assert!(after.committed < held.committed);
+        assert_eq!(after.peak_in_use, held.peak_in_use);
+        assert_eq!(after.peak_committed, held.peak_committed);
+    }
 }

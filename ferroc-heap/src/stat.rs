@@ -313,3 +313,62 @@ mod cells {
 }
 
 pub(crate) use cells::StatCells;
+
+#[cfg(test)]
+mod tests {
+    use core::alloc::Layout;
+
+    use ferroc_arena::Arenas;
+    use ferroc_base::Mmap;
+
+    use crate::{Context, Heap};
+
+    /// The arenas' figures (no feature needed) and, with `stat`, the live peak follow
+    /// allocations and frees; peaks never fall below the current values.
+    #[test]
+    fn figures_and_peaks_move() {
+        let arenas = Arenas::new(Mmap);
+        let cx = Context::new(&arenas);
+        let heap = Heap::new(&cx);
+        let stats = || super::Stats::of_arenas(&arenas.stats());
+        let before = stats();
+        let huge = Layout::from_size_align(10 << 20, 8).unwrap();
+        let small = Layout::from_size_align(64, 8).unwrap();
+        let h = heap.allocate(huge).unwrap();
+        let blocks: std::vec::Vec<_> = (0..10_000).map(|_| heap.allocate(small).unwrap()).collect();
+        let during = stats();
+        assert_eq!(during.huge_blocks, before.huge_blocks + 1);
+        assert!(during.huge_bytes >= 10 << 20);
+        assert!(during.in_use >= (10 << 20) + 640_000);
+        assert!(during.total_committed() >= during.in_use);
+        assert!(during.peak_in_use >= during.in_use);
+        assert!(during.peak_committed >= during.total_committed());
+        assert!(during.peak_reserved >= during.total_reserved());
+        #[cfg(feature = "stat")]
+        {
+            let s = cx.stats();
+            assert!(s.live_bytes() >= (10 << 20) + 640_000);
+            assert!(s.peak_live >= s.live_bytes());
+            assert!(s.peak_live as u64 <= s.peak_in_use);
+        }
+        // SAFETY: `h` is a live block of this heap, allocated with `huge`, freed once.
+        unsafe { heap.deallocate(h, huge) };
+        for b in blocks {
+            // SAFETY: each is a live block of this heap, allocated with `small`, freed once.
+            unsafe { heap.deallocate(b, small) };
+        }
+        let after = stats();
+        assert_eq!(after.huge_blocks, before.huge_blocks);
+        assert_eq!(after.huge_bytes, before.huge_bytes);
+        assert!(after.in_use < during.in_use);
+        // The peaks remember.
+        assert!(after.peak_in_use >= during.in_use);
+        assert!(after.peak_committed >= during.total_committed());
+        #[cfg(feature = "stat")]
+        {
+            let s = cx.stats();
+            assert!(s.peak_live >= (10 << 20) + 640_000);
+            assert!(s.live_bytes() < s.peak_live);
+        }
+    }
+}
