@@ -227,6 +227,53 @@ pub struct ArenaStats {
     pub direct_runs: usize,
     /// Bytes of those direct runs.
     pub direct_bytes: usize,
+    /// Huge blocks alive: runs their owner declared as holding one block each
+    /// ([`Arenas::count_huge`]), from arenas or the base.
+    pub huge_blocks: usize,
+    /// Bytes of the runs of those huge blocks (committed: a huge run is committed whole).
+    pub huge_bytes: usize,
+    /// Most address space held at once: `reserved + direct_bytes` at its highest.
+    pub peak_reserved: usize,
+    /// Most memory committed at once: `committed + direct_bytes` at its highest.
+    pub peak_committed: usize,
+    /// Most bytes of runs handed out at once: `(slabs_in_use << SLAB_SHIFT) + direct_bytes`
+    /// at its highest (an upper bound of the peak of live bytes).
+    pub peak_in_use: usize,
+}
+
+impl ArenaStats {
+    /// Bytes of runs handed out now (slabs in use, direct runs).
+    pub fn in_use(&self) -> usize {
+        (self.slabs_in_use << SLAB_SHIFT) + self.direct_bytes
+    }
+}
+
+/// The high-water marks of [`ArenaStats`] and the huge-block counts.
+///
+/// Peaks are raised on the slow paths that can raise them (a run claimed, grown or committed:
+/// [`Arenas::allocate`], [`Arenas::grow_in_place`], [`Arenas::commit`]) by recounting the
+/// bitmaps, and when the stats are read; a claim is never counted twice, so they are exact
+/// for one thread. Two threads that claim and release runs at the same moment may leave an
+/// overlap of a few microseconds unseen. Relaxed orderings: these are figures, nothing is
+/// published through them.
+struct Marks {
+    huge_blocks: AtomicUsize,
+    huge_bytes: AtomicUsize,
+    peak_reserved: AtomicUsize,
+    peak_committed: AtomicUsize,
+    peak_in_use: AtomicUsize,
+}
+
+impl Marks {
+    const fn new() -> Self {
+        Marks {
+            huge_blocks: AtomicUsize::new(0),
+            huge_bytes: AtomicUsize::new(0),
+            peak_reserved: AtomicUsize::new(0),
+            peak_committed: AtomicUsize::new(0),
+            peak_in_use: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// The slab allocator: a set of arenas over one base. `Send + Sync`, const-constructible.
@@ -240,6 +287,7 @@ pub struct Arenas<B: BaseAlloc> {
     next_owner: AtomicUsize,
     direct_runs: AtomicUsize,
     direct_bytes: AtomicUsize,
+    marks: Marks,
     _owns: PhantomData<Chunk<B>>,
 }
 
@@ -268,6 +316,7 @@ impl<B: BaseAlloc> Arenas<B> {
             next_owner: AtomicUsize::new(1),
             direct_runs: AtomicUsize::new(0),
             direct_bytes: AtomicUsize::new(0),
+            marks: Marks::new(),
             _owns: PhantomData,
         }
     }
@@ -371,8 +420,21 @@ impl<B: BaseAlloc> Arenas<B> {
         self.abandoned.load(Ordering::Relaxed)
     }
 
-    /// A snapshot of the arenas' state.
+    /// A snapshot of the arenas' state, peaks raised to it first.
     pub fn stats(&self) -> ArenaStats {
+        let mut s = self.note_peaks();
+        s.huge_blocks = self.marks.huge_blocks.load(Ordering::Relaxed);
+        s.huge_bytes = self.marks.huge_bytes.load(Ordering::Relaxed);
+        for a in self.iter() {
+            s.pending_purge += a.pending().count_set();
+            s.abandoned += a.abandoned_bits().count_set();
+        }
+        s
+    }
+
+    /// Recounts what the peaks follow (reserved, committed, in use) and raises the peaks to
+    /// it; returns those counts with the peaks (a slow path: a few words per arena).
+    fn note_peaks(&self) -> ArenaStats {
         let mut s = ArenaStats {
             direct_runs: self.direct_runs.load(Ordering::Relaxed),
             direct_bytes: self.direct_bytes.load(Ordering::Relaxed),
@@ -383,10 +445,36 @@ impl<B: BaseAlloc> Arenas<B> {
             s.reserved += a.slabs << SLAB_SHIFT;
             s.committed += a.committed().count_set() << SLAB_SHIFT;
             s.slabs_in_use += a.used().count_set();
-            s.pending_purge += a.pending().count_set();
-            s.abandoned += a.abandoned_bits().count_set();
         }
+        let raise =
+            |peak: &AtomicUsize, now: usize| peak.fetch_max(now, Ordering::Relaxed).max(now);
+        s.peak_reserved = raise(&self.marks.peak_reserved, s.reserved + s.direct_bytes);
+        s.peak_committed = raise(&self.marks.peak_committed, s.committed + s.direct_bytes);
+        s.peak_in_use = raise(&self.marks.peak_in_use, s.in_use());
         s
+    }
+
+    /// Raises the peaks after a claim, a growth or a commit (see [`Marks`]).
+    #[cold]
+    pub(crate) fn raise_peaks(&self) {
+        self.note_peaks();
+    }
+
+    /// Counts huge blocks for [`ArenaStats`]: the heap calls it with `(1, bytes)` when a run
+    /// starts holding a huge block, `(-1, -bytes)` when it gives the run back, and `(0, delta)`
+    /// when the run is resized; `bytes` is the run's size. The arenas do not look at runs'
+    /// contents, so only their owner can say which runs hold huge blocks. A slow path: one
+    /// relaxed read-modify-write per figure.
+    #[cold]
+    pub fn count_huge(&self, blocks: isize, bytes: isize) {
+        if blocks != 0 {
+            self.marks
+                .huge_blocks
+                .fetch_add(blocks as usize, Ordering::Relaxed);
+        }
+        self.marks
+            .huge_bytes
+            .fetch_add(bytes as usize, Ordering::Relaxed);
     }
 }
 
@@ -425,5 +513,33 @@ mod tests {
         let multi = arenas.allocate(2, SLAB_SIZE, 0, true).unwrap();
         let multi = arenas.abandon(multi).unwrap_err();
         arenas.deallocate(multi);
+    }
+
+    #[test]
+    fn peaks_follow_claims_and_stay() {
+        let arenas = Arenas::new(Mmap);
+        arenas.set_purge_delay(0);
+        let runs: std::vec::Vec<_> = (0..4)
+            .map(|_| arenas.allocate(2, SLAB_SIZE, 0, true).unwrap())
+            .collect();
+        let held = arenas.stats();
+        assert_eq!(held.in_use(), 8 * SLAB_SIZE);
+        assert!(held.committed >= 8 * SLAB_SIZE);
+        assert_eq!(held.peak_in_use, held.in_use());
+        assert_eq!(held.peak_committed, held.committed + held.direct_bytes);
+        assert_eq!(held.peak_reserved, held.reserved + held.direct_bytes);
+        arenas.count_huge(1, 2 * SLAB_SIZE as isize);
+        assert_eq!(arenas.stats().huge_blocks, 1);
+        assert_eq!(arenas.stats().huge_bytes, 2 * SLAB_SIZE);
+        arenas.count_huge(-1, -2 * SLAB_SIZE as isize);
+        for run in runs {
+            arenas.deallocate(run);
+        }
+        let after = arenas.stats();
+        assert_eq!((after.huge_blocks, after.huge_bytes), (0, 0));
+        assert_eq!(after.in_use(), 0);
+        assert!(after.committed < held.committed);
+        assert_eq!(after.peak_in_use, held.peak_in_use);
+        assert_eq!(after.peak_committed, held.peak_committed);
     }
 }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,6 +94,27 @@ long fe_option_get(fe_option_t option);
  * M_CHECK_ACTION sets the invalid-free policy (bit 2 abort, else bit 1 warn, else ignore);
  * every other parameter is accepted and ignored. Returns 1. */
 int fe_mallopt(int param, int value);
+
+/* glibc's malloc introspection, answered by Ferroc (libferroc.so also exports them as
+ * mallinfo2, mallinfo, malloc_stats and malloc_info). The structures have glibc's layout.
+ * arena: bytes committed for slabs; ordblks: free slabs still committed; hblks, hblkhd: huge
+ * blocks alive and the bytes of their runs; uordblks: bytes in live blocks (built without the
+ * `stat` feature: bytes of slabs and runs in use, an upper bound); usmblks: its peak;
+ * fordblks: committed bytes not in uordblks; keepcost: what fe_malloc_trim would give back
+ * now; smblks, fsmblks: 0. */
+struct fe_mallinfo2 {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+/* The same with int fields, each saturating at INT_MAX. */
+struct fe_mallinfo {
+    int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct fe_mallinfo2 fe_mallinfo2(void);
+struct fe_mallinfo fe_mallinfo(void);
+/* Prints Ferroc's statistics table (the FERROC_SHOW_STATS one) to stderr, without allocating. */
+void fe_malloc_stats(void);
+/* Writes Ferroc's figures to fp as XML in glibc's shape; EINVAL unless options is 0. */
+int fe_malloc_info(int options, FILE *fp);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@
 extern crate std;
 
 mod api;
+mod glibc;
 mod introspect;
 #[cfg(feature = "override")]
 mod override_c;
@@ -43,6 +44,7 @@ mod override_c;
 mod override_cxx;
 
 pub use api::*;
+pub use glibc::*;
 pub use introspect::*;
 
 use core::{alloc::Layout, ptr::NonNull};

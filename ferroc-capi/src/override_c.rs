@@ -4,6 +4,7 @@
 use core::ffi::{c_int, c_void};
 
 use crate::api::*;
+use crate::glibc::*;
 
 /// Defines exported C functions that forward to an `fe_*` function.
 macro_rules! forward {
@@ -69,6 +70,14 @@ forward! {
     fn malloc_trim(pad: usize) -> c_int => fe_malloc_trim;
     /// `mallopt`: glibc's parameters mapped onto Ferroc's options (see `fe_mallopt`); 1.
     fn mallopt(param: c_int, value: c_int) -> c_int => fe_mallopt;
+    /// `mallinfo2`: Ferroc's figures (see `glibc.rs`).
+    fn mallinfo2() -> Mallinfo2 => fe_mallinfo2;
+    /// `mallinfo`: as `mallinfo2`, saturating at `INT_MAX`.
+    fn mallinfo() -> Mallinfo => fe_mallinfo;
+    /// `malloc_stats`: Ferroc's statistics table on stderr.
+    fn malloc_stats() => fe_malloc_stats;
+    /// `malloc_info`: Ferroc's figures as glibc's XML.
+    fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int => fe_malloc_info;
     /// glibc's internal name of `malloc`.
     fn __libc_malloc(size: usize) -> *mut c_void => fe_malloc;
     /// glibc's internal name of `calloc`.

@@ -118,9 +118,35 @@ pub fn print_option_change(id: crate::OptionId, o: &crate::Options) {
     w.flush_to(2);
 }
 
-/// Writes `stats` as a small table.
+/// Writes `stats` as a small table: counts by kind (feature `stat`; a note without it), then
+/// the arenas' figures with their peaks (always).
 pub fn write_stats(w: &mut impl Write, s: &Stats) -> fmt::Result {
     writeln!(w, "ferroc statistics")?;
+    if cfg!(feature = "stat") {
+        write_counts(w, s)?;
+    } else {
+        writeln!(
+            w,
+            "  (counts by kind and live bytes need the `stat` feature; the arenas' figures follow)"
+        )?;
+    }
+    writeln!(w, "  {:<10} {:>14} {:>14}", "bytes", "current", "peak")?;
+    for (name, now, peak) in [
+        ("reserved", s.total_reserved(), s.peak_reserved),
+        ("committed", s.total_committed(), s.peak_committed),
+        ("in use", s.in_use, s.peak_in_use),
+    ] {
+        writeln!(w, "  {name:<10} {now:>14} {:>14}", peak.max(now))?;
+    }
+    writeln!(
+        w,
+        "  huge: {} blocks, {} bytes; direct runs: {} bytes; {} slabs pending purge, {} abandoned",
+        s.huge_blocks, s.huge_bytes, s.direct, s.pending, s.abandoned
+    )
+}
+
+/// The counters' part of the table (feature `stat`).
+fn write_counts(w: &mut impl Write, s: &Stats) -> fmt::Result {
     writeln!(
         w,
         "  {:<8} {:>14} {:>16} {:>14} {:>16}",
@@ -140,20 +166,14 @@ pub fn write_stats(w: &mut impl Write, s: &Stats) -> fmt::Result {
     }
     writeln!(
         w,
-        "  live: {} blocks, {} bytes; slabs held: {} (peak {})",
+        "  live: {} blocks, {} bytes (peak {}); slabs held: {} (peak {})",
         s.live_blocks(),
         s.live_bytes(),
+        s.peak_live,
         s.slabs,
         s.peak_slabs
     )?;
-    writeln!(
-        w,
-        "  arenas: {} MiB reserved, {} MiB committed, {} MiB direct, {} slabs abandoned",
-        s.reserved >> 20,
-        s.committed >> 20,
-        s.direct >> 20,
-        s.abandoned
-    )
+    Ok(())
 }
 
 /// Prints `stats` to standard error without allocating.

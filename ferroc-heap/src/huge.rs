@@ -58,6 +58,7 @@ impl<B: BaseAlloc> Context<'_, B> {
         // the run (`huge_geometry`).
         let (block, _) = unsafe { init_huge(run, offset) };
         self.stats.alloc(Kind::Huge, usable);
+        self.arenas.count_huge(1, (count << SLAB_SHIFT) as isize);
         Some((block, zeroed))
     }
 
@@ -78,6 +79,7 @@ impl<B: BaseAlloc> Context<'_, B> {
         // SAFETY: a huge slab of our arenas (base `B`) holds one block, now freed (this fn's
         // contract): the run and its token are nobody's but ours.
         let run = unsafe { slab.take_run::<B>() };
+        self.arenas.count_huge(-1, -(run.size() as isize));
         self.arenas.deallocate(run);
     }
 
@@ -108,6 +110,7 @@ impl<B: BaseAlloc> Context<'_, B> {
         // single owner, which the caller is; it is stored back (or the run given up) on every
         // path below.
         let mut run = unsafe { slab.take_run::<B>() };
+        let old_run_bytes = run.size() as isize;
         let resized = count == run.count()
             || self.arenas.shrink_in_place(&mut run, count)
             || self
@@ -121,6 +124,8 @@ impl<B: BaseAlloc> Context<'_, B> {
             shard.block_size.set(usable);
             self.stats.free(Kind::Huge, old_usable);
             self.stats.alloc(Kind::Huge, usable);
+            self.arenas
+                .count_huge(0, ((count << SLAB_SHIFT) as isize) - old_run_bytes);
             return Some(Some(ptr));
         }
         if count < run.count() {
@@ -159,6 +164,8 @@ impl<B: BaseAlloc> Context<'_, B> {
         }
         self.stats.free(Kind::Huge, old_usable);
         self.stats.alloc(Kind::Huge, usable);
+        self.arenas
+            .count_huge(0, ((count << SLAB_SHIFT) as isize) - old_run_bytes);
         Some(Some(block))
     }
 }

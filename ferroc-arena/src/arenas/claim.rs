@@ -25,6 +25,21 @@ impl<B: BaseAlloc> Arenas<B> {
         offset: usize,
         commit: bool,
     ) -> Result<SlabRun<B>, Error<B::Error>> {
+        let run = self.allocate_run(count, align, offset, commit);
+        if run.is_ok() {
+            self.raise_peaks();
+        }
+        run
+    }
+
+    /// [`allocate`](Self::allocate) without raising the peaks.
+    fn allocate_run(
+        &self,
+        count: usize,
+        align: usize,
+        offset: usize,
+        commit: bool,
+    ) -> Result<SlabRun<B>, Error<B::Error>> {
         if count == 0
             || !align.is_power_of_two()
             || !offset.is_multiple_of(SLAB_SIZE)
@@ -202,6 +217,7 @@ impl<B: BaseAlloc> Arenas<B> {
                 // Not warmed up: the run may have been reported zeroed.
                 self.commit_run(arena, index, slabs.count)?;
                 arena.dirty().set(index, slabs.count);
+                self.raise_peaks();
                 Ok(())
             }
             Source::Base(ref chunk) => {

@@ -36,6 +36,7 @@ impl<B: BaseAlloc> Arenas<B> {
         slabs.zeroed &= self.take_claimed(arena, from, extra, commit)?;
         arena.dirty().set(from, extra);
         slabs.count = count;
+        self.raise_peaks();
         Ok(true)
     }
 

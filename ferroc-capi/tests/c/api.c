@@ -118,6 +118,17 @@ int main(void) {
     CHECK(fe_option_get(FE_OPTION_PURGE_DELAY) == 0);
 
     fe_stats_print();
+    {
+        /* glibc's introspection: one huge block shows. */
+        void *big = fe_malloc(hide(1 << 20));
+        struct fe_mallinfo2 m2 = fe_mallinfo2();
+        struct fe_mallinfo m = fe_mallinfo();
+        CHECK(big != NULL && m2.hblks >= 1 && m2.uordblks >= (1 << 20) && m.hblks >= 1);
+        fe_free(big);
+        fe_malloc_stats();
+        CHECK(fe_malloc_info(1, stdout) == EINVAL);
+        CHECK(fe_malloc_info(0, stdout) == 0);
+    }
     CHECK(fe_version() == EXPECTED_VERSION);
     printf("api ok: version %d\n", fe_version());
     return 0;

@@ -159,6 +159,10 @@ const C_NAMES: &[&str] = &[
     "__libc_valloc",
     "__libc_pvalloc",
     "__posix_memalign",
+    "mallinfo2",
+    "mallinfo",
+    "malloc_stats",
+    "malloc_info",
 ];
 
 #[test]

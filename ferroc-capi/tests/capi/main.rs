@@ -6,6 +6,7 @@
 //! `target/tmp`) and the C/C++ programs of `tests/c` (with `cc`/`c++`).
 
 mod cxx;
+mod glibc;
 mod header;
 mod introspect;
 mod options;
