@@ -372,6 +372,62 @@ fn overlapping(begin: usize, end: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BaseAlloc, Mmap};
+    use core::alloc::Layout;
+
+    /// The registry drives decommit, move and deallocate: a range recorded as hugetlb keeps its
+    /// pages on decommit (and says so) and refuses moves, while the parts around it do not.
+    /// Normal memory stands in for hugetlb pages here (the test with real ones needs a
+    /// reserved pool: `tests/large_pages_hugetlb.rs`).
+    #[test]
+    fn registered_ranges_are_kept_and_never_moved() {
+        let page = Mmap::os_page_size();
+        let chunk = Mmap
+            .allocate(
+                Layout::from_size_align(4 * HUGE_2M + page, HUGE_2M).unwrap(),
+                true,
+            )
+            .unwrap();
+        let p = chunk.pointer();
+        let start = p.as_ptr() as usize;
+        let len = 2 * HUGE_2M;
+        // SAFETY: our committed chunk, `4 * HUGE_2M + page` long.
+        unsafe { p.as_ptr().write_bytes(0x42, 4 * HUGE_2M + page) };
+        let slot = claim(start, len).unwrap();
+        assert_eq!(hugetlb_part(start + page, page), Some((start, start + len)));
+        assert_eq!(hugetlb_part(start + len, HUGE_2M), None);
+        // SAFETY: the first 3 huge pages' worth of our live chunk; not needed any more.
+        let zeroed = unsafe { Mmap.decommit(p, 3 * HUGE_2M) };
+        assert!(!zeroed, "a range with kept pages does not read zero");
+        let at = |off: usize| {
+            // SAFETY: `off` is inside our live, committed chunk.
+            unsafe { p.as_ptr().wrapping_add(off).read() }
+        };
+        assert_eq!(
+            (at(0), at(len - 1)),
+            (0x42, 0x42),
+            "registered pages are kept"
+        );
+        assert_eq!(
+            (at(len), at(3 * HUGE_2M - 1)),
+            (0, 0),
+            "the rest is decommitted"
+        );
+        assert_eq!(at(3 * HUGE_2M), 0x42, "past the range");
+        // SAFETY: inside our chunk.
+        let third = unsafe { p.add(3 * HUGE_2M) };
+        // SAFETY: disjoint, aligned ranges of our live chunk, unused meanwhile.
+        assert!(!unsafe { Mmap.move_pages(p, third, HUGE_2M) });
+        // SAFETY: disjoint, aligned ranges of our live chunk, unused meanwhile.
+        assert!(!unsafe { Mmap.move_pages(third, p, HUGE_2M) });
+        assert_eq!(at(3 * HUGE_2M), 0x42, "a refused move changes nothing");
+        forget(start);
+        assert_eq!(hugetlb_part(start, len), None);
+        assert!(RANGES[slot].load(Ordering::Relaxed) == 0);
+        // SAFETY: the first huge page of our live chunk; not needed any more.
+        assert!(unsafe { Mmap.decommit(p, HUGE_2M) });
+        assert_eq!(at(0), 0);
+    }
 
     #[test]
     fn packing_round_trips() {
