@@ -2,8 +2,9 @@
 //! (`/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages` above 0), a chunk of whole huge
 //! pages is backed by them with `Mmap::set_large_pages(true)`; decommit keeps them, moves are
 //! refused (the caller copies), the page size stays the OS's, and a chunk larger than the
-//! pool falls back to normal pages. Where none are reserved, the test says it was skipped for
-//! that reason and passes.
+//! pool falls back to normal pages. Where 1 GiB pages are reserved, a chunk of more than 1 GiB
+//! is aligned to 1 GiB and its first GiB is one of them. Where none are reserved, the test says
+//! it was skipped for that reason and passes.
 //!
 //! The setting is process-wide and the pool is the system's, so this binary holds a single
 //! test.
@@ -13,22 +14,76 @@ mod common;
 
 use std::alloc::Layout;
 
-use common::{free_2m_pages, touch, vma_at};
+use common::{free_1g_pages, free_2m_pages, touch, vma_at};
 use ferroc_base::{BaseAlloc, Mmap};
 
 const HUGE: usize = 2 << 20;
 
+const GIB: usize = 1 << 30;
+
 #[test]
 fn hugetlb_pages_back_chunks_where_reserved() {
-    let free = free_2m_pages();
-    if free == 0 {
+    // Read before the first allocation, which is when Mmap reads (and caches) them too.
+    let (free_2m, free_1g) = (free_2m_pages(), free_1g_pages());
+    Mmap::set_large_pages(true);
+    if free_2m == 0 {
         println!(
-            "skipped: no 2 MiB hugetlb pages are reserved \
+            "skipped (2 MiB): no 2 MiB hugetlb pages are reserved \
              (/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages is 0)"
         );
-        return;
+    } else {
+        two_mib_pages(free_2m, free_1g != 0);
     }
-    Mmap::set_large_pages(true);
+    if free_1g == 0 {
+        println!(
+            "skipped (1 GiB): no 1 GiB hugetlb pages are reserved \
+             (/sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages is 0)"
+        );
+    } else {
+        one_gib_pages(free_1g);
+    }
+    Mmap::set_large_pages(false);
+}
+
+/// A chunk of more than 1 GiB, asked for with the arenas' 4 MiB alignment: aligned to 1 GiB,
+/// its first GiB one hugetlb page, the rest normal.
+fn one_gib_pages(free: usize) {
+    let page = Mmap.page_size();
+    let size = GIB + (4 << 20);
+    let chunk = Mmap
+        .allocate(Layout::from_size_align(size, 4 << 20).unwrap(), false)
+        .unwrap();
+    let p = chunk.pointer();
+    let start = p.as_ptr() as usize;
+    assert_eq!(start % GIB, 0, "aligned to the 1 GiB page");
+    assert_eq!(
+        vma_at(start).kernel_page_kb,
+        GIB >> 10,
+        "{:?}",
+        vma_at(start)
+    );
+    assert_eq!(
+        vma_at(start + GIB).kernel_page_kb,
+        page >> 10,
+        "past the 1 GiB page"
+    );
+    // SAFETY: the first byte of our committed chunk.
+    unsafe { p.as_ptr().write(3) };
+    // SAFETY: the last byte of our committed chunk.
+    unsafe { p.as_ptr().wrapping_add(size - 1).write(4) };
+    assert_eq!(free_1g_pages() + 1, free, "the page comes from the pool");
+    // SAFETY: a slab inside the 1 GiB page of our live chunk; not needed.
+    let zeroed = unsafe { Mmap.decommit(p, 4 << 20) };
+    assert!(!zeroed, "hugetlb pages are kept");
+    // SAFETY: inside our live chunk.
+    assert_eq!(unsafe { p.as_ptr().read() }, 3);
+    drop(chunk);
+    assert_eq!(free_1g_pages(), free, "the page went back to the pool");
+    println!("hugetlb: a chunk of 1 GiB + 4 MiB got a 1 GiB page ({free} were free)");
+}
+
+/// Chunks of 2 MiB pages, what every operation does on them, and the fallback.
+fn two_mib_pages(free: usize, gib_pages: bool) {
     let page = Mmap.page_size();
     assert_eq!(
         page,
@@ -108,6 +163,9 @@ fn hugetlb_pages_back_chunks_where_reserved() {
 
     // More than the pool holds: the hugetlb mapping is refused and the chunk is normal.
     let big = (free + 2) * HUGE;
+    if gib_pages && big >= GIB {
+        return;
+    }
     let chunk = Mmap
         .allocate(Layout::from_size_align(big, HUGE).unwrap(), false)
         .unwrap();
@@ -122,5 +180,4 @@ fn hugetlb_pages_back_chunks_where_reserved() {
     drop(chunk);
     assert_eq!(free_2m_pages(), free);
     println!("hugetlb: fallback ok; the 4-page chunk after the first was hugetlb: {other_hugetlb}");
-    Mmap::set_large_pages(false);
 }
