@@ -17,6 +17,10 @@
 //!   exist; nothing here assumes 4096).
 //! - **bitmap**: the lock-free [`bitmap::Bitmap`] of claimable runs, shared by [`Static`] and
 //!   the arenas.
+//! - **large OS pages**: huge pages behind big chunks, one process-wide switch
+//!   ([`Mmap::set_large_pages`], off by default): transparent huge pages (`MADV_HUGEPAGE`)
+//!   and, where the system has reserved them, hugetlb pages (`MAP_HUGETLB`, 2 MiB or 1 GiB).
+//!   Only [`Mmap`] has them; they never change [`BaseAlloc::page_size`].
 //!
 //! ## Invariants
 //! - A chunk is aligned to at least its layout's alignment, holds at least its layout's size,
@@ -24,10 +28,29 @@
 //! - A chunk reports [`Chunk::is_zeroed`] only if every byte of it read zero when handed out.
 //! - No function here panics on a failed OS call or a full region: failures are typed errors.
 //! - [`Mmap`] leaves `errno` as it found it.
+//! - Large OS pages change how a chunk is backed, never what the [`BaseAlloc`] contract
+//!   promises: hugetlb memory is never decommitted (a decommit over it answers "not zeroed")
+//!   and never moved (`move_pages` answers "cannot"), so the layers above need no hint and no
+//!   change; they only see fewer zeroed purges and more copies on those chunks.
 //!
 //! ## What it owns
-//! The OS calls (`mmap`, `munmap`, `madvise`, `mremap`, `sysconf`, `clock_gettime`), the fixed-region
-//! bookkeeping of [`Static`], and the loom switch ([`sync`]) used by every lock-free structure.
+//! The OS calls (`mmap`, `munmap`, `madvise`, `mremap`, `sysconf`, `clock_gettime`, and the
+//! `open`/`read` of a few `/sys` files for large pages), the fixed-region bookkeeping of
+//! [`Static`], and the loom switch ([`sync`]) used by every lock-free structure.
+//!
+//! ## Large OS pages (design)
+//! [`Mmap`] decides from a chunk's size alone: with the switch on, every chunk of at least one
+//! huge page (in Ferroc: arenas and the runs served straight from the base; pool pages and
+//! other small chunks stay as they are) is aligned to the largest huge page it can use, its
+//! prefix of whole reserved hugetlb pages is mapped with `MAP_HUGETLB` (without
+//! `MAP_NORESERVE`, so a short pool is an `mmap` refusal, answered by the normal mapping, and
+//! never a fault), and the rest is advised `MADV_HUGEPAGE`. What the system offers is read
+//! once from `/sys` without allocating. Since `decommit` and `move_pages` get only an address
+//! range, hugetlb chunks are recorded in a fixed lock-free table, scanned only once some
+//! chunk is hugetlb-backed. The trade: fewer TLB misses and page faults for big heaps, for
+//! memory that grows in 2 MiB steps (a touched byte makes its whole huge page resident), and,
+//! with hugetlb, pages that stay with the process until their chunk is unmapped. Details in
+//! the `mmap` module.
 #![no_std]
 
 #[cfg(any(feature = "std", ferroc_loom, test))]

@@ -10,10 +10,65 @@
 //! MREMAP_FIXED | MREMAP_DONTUNMAP)`: the page tables move, no byte is copied, and the source
 //! stays mapped, reading zero (Linux 5.7 or later; an older kernel refuses and the caller
 //! copies).
+//!
+//! ## Large OS pages
+//! [`Mmap::set_large_pages`] (off by default; the `FERROC_LARGE_PAGES` option sets it at
+//! start-up) is one process-wide flag read by each `allocate`. With it on, a chunk of at least
+//! one huge page (the arenas and the runs served straight from the OS; nothing smaller) is:
+//! - **aligned** to the largest huge page it can use (2 MiB, or 1 GiB for a chunk of at least
+//!   1 GiB when such pages are reserved), by the same trimming as any alignment: only address
+//!   space is spent;
+//! - **hugetlb-backed** on its largest prefix that is a whole number of reserved hugetlb pages,
+//!   where `/sys/kernel/mm/hugepages/hugepages-{1048576,2048}kB/free_hugepages` was above 0 when
+//!   first read (read once without allocating, cached): that prefix is re-mapped in place with
+//!   `MAP_FIXED | MAP_HUGETLB | MAP_HUGE_1GB` (then `MAP_HUGE_2MB`) and without
+//!   `MAP_NORESERVE`, so the kernel reserves the pages at once or refuses; when it refuses
+//!   (the pool is used up), the range is mapped normally again and the chunk simply has no
+//!   hugetlb part. An arena's slabs are whole 2 MiB pages; its header tail stays normal;
+//! - **THP-advised** on the rest (all of it without hugetlb): `madvise(MADV_HUGEPAGE)` over the
+//!   range, which is the committed range since commit has nothing to do here. The kernel then
+//!   backs each aligned 2 MiB of it with a transparent huge page at the first touch (when
+//!   `/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`).
+//!
+//! What every operation does on such chunks:
+//! - **commit**: nothing, as ever (hugetlb pages were reserved when mapped).
+//! - **decommit**: THP ranges are `MADV_DONTNEED`ed like any (the arenas purge whole slabs,
+//!   aligned to 4 MiB, so whole huge pages go back; a partial one is split by the kernel).
+//!   Hugetlb pages are kept: returning them would leave a later fault without a reserved page
+//!   (SIGBUS when the pool is empty), so they are skipped, the parts of the range outside them
+//!   are decommitted, and the call answers "does not read zero": the arenas keep those slabs
+//!   dirty and zero what they hand out when asked to.
+//! - **move_pages**: refused ("cannot", the caller copies) when either range touches hugetlb
+//!   memory (`MREMAP_DONTUNMAP` refuses it, and a move would mix page kinds in a chunk); THP
+//!   ranges move like any, the page tables of whole huge pages included.
+//! - **deallocate**: one `munmap` of the chunk, whose hugetlb prefix starts at its start and
+//!   is whole hugetlb pages, as `munmap` of hugetlb memory needs.
+//! - **page size**: [`BaseAlloc::page_size`] stays the run-time OS page size; no huge page size
+//!   reaches the small-page logic above.
+//!
+//! Hugetlb chunks are known by their range in a fixed lock-free table (the `huge` module),
+//! since `decommit` and `move_pages` only get an address range; when it is full a chunk gets
+//! THP instead. Until some chunk is hugetlb-backed a lookup is one relaxed load.
 
-use core::{alloc::Layout, ffi::c_int, fmt, ptr::NonNull};
+mod huge;
+
+use core::{
+    alloc::Layout,
+    ffi::c_int,
+    fmt,
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use crate::{BaseAlloc, Chunk, align_up};
+
+/// Whether chunks of at least one huge page get large OS pages (see the module docs).
+///
+/// `Relaxed` is enough: the flag publishes no other data. Each `allocate` reads it once and
+/// backs its chunk by what it read; what later happens to a chunk does not depend on the flag
+/// (hugetlb memory is found through the registry of the `huge` module), so a change racing
+/// with an allocation only decides which of the two ways that chunk is backed.
+static LARGE_PAGES: AtomicBool = AtomicBool::new(false);
 
 /// The operating system as a base: `mmap`/`munmap`/`madvise`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,6 +145,47 @@ fn map(len: usize) -> Result<NonNull<u8>, MmapError> {
     NonNull::new(ptr.cast()).ok_or(MmapError::Map(libc::ENOMEM))
 }
 
+/// Maps `size` fresh bytes (a multiple of `page`) at an `align`-aligned address: reserves
+/// `size + align - page` bytes and unmaps the slack at both ends.
+fn map_aligned(size: usize, align: usize, page: usize) -> Result<NonNull<u8>, MmapError> {
+    let reserve = size.checked_add(align - page).ok_or(MmapError::Overflow)?;
+    if reserve > isize::MAX as usize {
+        return Err(MmapError::Overflow);
+    }
+    let raw = map(reserve)?.as_ptr();
+    let Some(start) = align_up(raw as usize, align) else {
+        // SAFETY: the mapping made just above, not handed out.
+        unsafe { unmap(raw, reserve) };
+        return Err(MmapError::Overflow);
+    };
+    let head = start - raw as usize;
+    let tail = reserve - head - size;
+    // SAFETY: `[raw, raw + head)` is the unused start of the mapping made just above.
+    unsafe { unmap(raw, head) };
+    // SAFETY: `head + size <= reserve`: the offset stays inside that mapping.
+    let end = unsafe { raw.add(head + size) };
+    // SAFETY: `[end, end + tail)` is the unused end of that mapping.
+    unsafe { unmap(end, tail) };
+    // SAFETY: `head < reserve`: the offset stays inside that mapping.
+    let start = unsafe { raw.add(head) };
+    // SAFETY: `start` is inside the mapping, so non-null.
+    Ok(unsafe { NonNull::new_unchecked(start) })
+}
+
+/// `madvise(MADV_DONTNEED)` on `[ptr, ptr + len)`; whether the range reads zero afterwards.
+///
+/// # Safety
+///
+/// The range is page-aligned, inside one of our mappings, and its contents are not needed.
+unsafe fn dont_need(ptr: NonNull<u8>, len: usize) -> bool {
+    let (r, _) = preserving_errno(|| {
+        // SAFETY: the range is inside one of our mappings (this fn's contract); MADV_DONTNEED
+        // drops its pages, which read zero when next touched.
+        unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) }
+    });
+    r == 0 && cfg!(any(target_os = "linux", target_os = "android"))
+}
+
 /// Unmaps `[ptr, ptr + len)`; a zero length does nothing.
 ///
 /// # Safety
@@ -132,9 +228,22 @@ fn move_pages(_from: NonNull<u8>, _to: NonNull<u8>, _len: usize) -> bool {
 }
 
 impl Mmap {
+    /// Turns large OS pages on or off for the chunks allocated from now on, process-wide (see
+    /// the module docs): chunks of at least one huge page (arenas, and runs served straight
+    /// from the OS) get transparent huge pages, and hugetlb pages where the system has
+    /// reserved some. Chunks that exist keep how they were backed. Off by default.
+    pub fn set_large_pages(on: bool) {
+        LARGE_PAGES.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether large OS pages are on (see [`set_large_pages`](Self::set_large_pages)).
+    pub fn large_pages() -> bool {
+        LARGE_PAGES.load(Ordering::Relaxed)
+    }
+
     /// The OS page size, read once with `sysconf` and cached.
     pub fn os_page_size() -> usize {
-        use core::sync::atomic::{AtomicUsize, Ordering};
+        use core::sync::atomic::AtomicUsize;
         static PAGE: AtomicUsize = AtomicUsize::new(0);
         let cached = PAGE.load(Ordering::Relaxed);
         if cached != 0 {
@@ -170,32 +279,27 @@ unsafe impl BaseAlloc for Mmap {
         let page = Self::os_page_size();
         let size = align_up(layout.size().max(1), page).ok_or(MmapError::Overflow)?;
         let align = layout.align().max(page);
-        let reserve = size.checked_add(align - page).ok_or(MmapError::Overflow)?;
-        if reserve > isize::MAX as usize {
-            return Err(MmapError::Overflow);
+        let chunk_layout = Layout::from_size_align(size, align).map_err(|_| MmapError::Overflow)?;
+        let plan = Self::large_pages().then(|| huge::Plan::for_size(size));
+        let map_align = plan.map_or(align, |p| align.max(p.align));
+        let ptr = map_aligned(size, map_align, page)?;
+        if let Some(plan) = plan {
+            // SAFETY: `[ptr, ptr + size)` is the fresh mapping made just above, aligned to
+            // `plan.align`, and nobody has it yet.
+            unsafe { huge::back(ptr.as_ptr() as usize, size, &plan) }?;
         }
-        let raw = map(reserve)?.as_ptr();
-        let start = align_up(raw as usize, align).ok_or(MmapError::Overflow)?;
-        let head = start - raw as usize;
-        let tail = reserve - head - size;
-        // SAFETY: `[raw, raw + head)` is the unused start of the mapping made just above.
-        unsafe { unmap(raw, head) };
-        // SAFETY: `head + size <= reserve`: the offset stays inside that mapping.
-        let end = unsafe { raw.add(head + size) };
-        // SAFETY: `[end, end + tail)` is the unused end of that mapping.
-        unsafe { unmap(end, tail) };
-        // SAFETY: `head < reserve`: the offset stays inside that mapping.
-        let start = unsafe { raw.add(head) };
-        // SAFETY: `start` is inside the mapping, so non-null.
-        let ptr = unsafe { NonNull::new_unchecked(start) };
-        let layout = Layout::from_size_align(size, align).map_err(|_| MmapError::Overflow)?;
-        // SAFETY: fresh anonymous memory, zeroed, aligned and disjoint; released by munmap.
-        Ok(unsafe { Chunk::new(ptr, layout, true, ()) })
+        // SAFETY: fresh anonymous memory (hugetlb pages too), zeroed, aligned and disjoint;
+        // released by munmap.
+        Ok(unsafe { Chunk::new(ptr, chunk_layout, true, ()) })
     }
 
     unsafe fn deallocate(chunk: &mut Chunk<Self>) {
-        // SAFETY: the chunk is exactly the range we kept mapped, and it is released once.
-        unsafe { unmap(chunk.pointer().as_ptr(), chunk.layout().size()) }
+        let ptr = chunk.pointer().as_ptr();
+        // Forgotten before the unmap, so that no later chunk at these addresses looks hugetlb.
+        huge::forget(ptr as usize);
+        // SAFETY: the chunk is exactly the range we kept mapped (a hugetlb prefix of it starts
+        // at its start and is whole hugetlb pages), and it is released once.
+        unsafe { unmap(ptr, chunk.layout().size()) }
     }
 
     unsafe fn commit(&self, _ptr: NonNull<u8>, _len: usize) -> Result<(), MmapError> {
@@ -203,15 +307,40 @@ unsafe impl BaseAlloc for Mmap {
     }
 
     unsafe fn decommit(&self, ptr: NonNull<u8>, len: usize) -> bool {
-        let (r, _) = preserving_errno(|| {
-            // SAFETY: the range is inside one of our mappings (the caller's contract);
-            // MADV_DONTNEED drops its pages, which read zero when next touched.
-            unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) }
-        });
-        r == 0 && cfg!(any(target_os = "linux", target_os = "android"))
+        let begin = ptr.as_ptr() as usize;
+        let Some((huge_begin, huge_end)) = huge::hugetlb_part(begin, len) else {
+            // SAFETY: the range is page-aligned and inside one of our mappings, and its
+            // contents are not needed (this fn's contract).
+            return unsafe { dont_need(ptr, len) };
+        };
+        // Hugetlb pages stay: giving them back would leave a later fault without a reserved
+        // page (it could raise SIGBUS once the pool is used up). Only the parts of the range
+        // outside them are decommitted, and the range as a whole does not read zero.
+        let end = begin + len;
+        if begin < huge_begin {
+            // SAFETY: the part of the caller's range before the hugetlb pages: page-aligned
+            // (both ends are) and not needed (this fn's contract).
+            unsafe { dont_need(ptr, huge_begin - begin) };
+        }
+        if huge_end < end {
+            // SAFETY: `huge_end` lies inside the caller's range, which is inside our mapping.
+            let tail = unsafe { ptr.add(huge_end - begin) };
+            // SAFETY: the part of the caller's range after the hugetlb pages: page-aligned
+            // (both ends are) and not needed (this fn's contract).
+            unsafe { dont_need(tail, end - huge_end) };
+        }
+        false
     }
 
     unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
+        // Hugetlb memory cannot move with MREMAP_DONTUNMAP (the kernel refuses it) and a move
+        // between hugetlb and normal memory would change what backs the chunks: the caller
+        // copies instead.
+        if huge::hugetlb_part(from.as_ptr() as usize, len).is_some()
+            || huge::hugetlb_part(to.as_ptr() as usize, len).is_some()
+        {
+            return false;
+        }
         move_pages(from, to, len)
     }
 
