@@ -149,6 +149,14 @@ pub unsafe trait BaseAlloc: Sized {
         let _ = (from, to, len);
         false
     }
+
+    /// Asks the base to back the large chunks it hands out from now on with large OS pages
+    /// (`on`), or not. A hint: a base that cannot (the default) ignores it. The large-pages
+    /// option of an instance (`FERROC_LARGE_PAGES`) reaches the base through this, before the
+    /// instance makes its first arena.
+    fn use_large_pages(&self, on: bool) {
+        let _ = on;
+    }
 }
 
 /// An owned, aligned region of memory from a base; dropping it gives the memory back.

@@ -275,6 +275,11 @@ unsafe impl BaseAlloc for Mmap {
         Self::os_page_size()
     }
 
+    /// The process-wide setting ([`Mmap::set_large_pages`]): every `Mmap` is the same OS.
+    fn use_large_pages(&self, on: bool) {
+        Self::set_large_pages(on);
+    }
+
     fn allocate(&self, layout: Layout, _commit: bool) -> Result<Chunk<Self>, MmapError> {
         let page = Self::os_page_size();
         let size = align_up(layout.size().max(1), page).ok_or(MmapError::Overflow)?;

@@ -142,6 +142,10 @@ unsafe impl BaseAlloc for Tracked {
         Mmap.now_ms()
     }
 
+    fn use_large_pages(&self, on: bool) {
+        Mmap.use_large_pages(on);
+    }
+
     unsafe fn move_pages(&self, from: NonNull<u8>, to: NonNull<u8>, len: usize) -> bool {
         // SAFETY: both ranges are page-aligned, disjoint, unused and inside live chunks of ours
         // (this fn's contract), which are live Mmap chunks; the map is unchanged, as the

@@ -593,10 +593,15 @@ impl OptionState {
     }
 }
 
-/// The arena settings of `o` (idempotent).
+/// The arena settings of `o` (idempotent). Large pages are asked of the base only when on:
+/// for `Mmap` the setting is process-wide (one OS), so an instance without them must not turn
+/// them off for another that has them.
 fn apply_settings<B: ferroc_base::BaseAlloc>(arenas: &ferroc_arena::Arenas<B>, o: &Options) {
     arenas.set_purge_delay(o.arena_purge_delay());
     arenas.set_eager_commit(o.eager_commit);
+    if o.large_pages {
+        arenas.base().use_large_pages(true);
+    }
 }
 
 /// Puts the environment's values over `o` (feature `libc`; otherwise nothing); with `warn`,

@@ -119,6 +119,8 @@ fn the_environment_sets_every_option_and_wins_over_the_code() {
             invalid_free: InvalidFree::Ignore,
         }
     );
+    // Large pages reach the base (`Mmap`'s process-wide setting) before the first arena.
+    assert!(Mmap::large_pages());
     let arenas = EnvWins.arenas();
     assert_eq!(arenas.purge_delay(), ferroc_arena::NEVER_PURGE);
     assert!(arenas.eager_commit());

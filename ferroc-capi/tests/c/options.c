@@ -8,6 +8,8 @@
  *                        frees 64 MiB of huge blocks and checks the resident size: back at
  *                        once (now, runtime: set to 0 by fe_option_set) or kept (never)
  * options stats-at-exit  turns the statistics report on at run time and exits
+ * options large-pages    keeps 64 MiB of small blocks live, every page written, and prints
+ *                        "anon-huge <KiB>": the AnonHugePages of /proc/self/smaps_rollup
  */
 #include <errno.h>
 #include <malloc.h>
@@ -140,6 +142,32 @@ static void purge(const char *mode) {
     printf("purge ok\n");
 }
 
+/* AnonHugePages of the whole process, in KiB (smaps_rollup), or -1 if it cannot be read. */
+static long anon_huge_kib(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (f == NULL) return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "AnonHugePages: %ld kB", &kib) == 1) break;
+    }
+    fclose(f);
+    return kib;
+}
+
+/* 64 MiB of 4 KiB blocks (slabs out of the arenas), every page written, all live at once. */
+static void large_pages(void) {
+    enum { SIZE = 4096, COUNT = (64 << 20) / SIZE };
+    static char *blocks[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        blocks[i] = malloc(hide(SIZE));
+        CHECK(blocks[i] != NULL);
+        memset(blocks[i], 1, SIZE);
+    }
+    printf("anon-huge %ld\n", anon_huge_kib());
+    for (int i = 0; i < COUNT; i++) free(blocks[i]);
+}
+
 int main(int argc, char **argv) {
     CHECK(argc >= 2);
     const char *what = argv[1];
@@ -151,6 +179,8 @@ int main(int argc, char **argv) {
         invalid_free();
     } else if (strcmp(what, "purge") == 0 && argc == 3) {
         purge(argv[2]);
+    } else if (strcmp(what, "large-pages") == 0) {
+        large_pages();
     } else if (strcmp(what, "stats-at-exit") == 0) {
         free(malloc(hide(100)));
         CHECK(fe_option_set(FE_OPTION_SHOW_STATS, 1) == 0);

@@ -172,3 +172,42 @@ fn show_stats_from_the_environment_and_at_run_time() {
     let out = run_ok(&["get"], &[]);
     assert!(!stderr(&out).contains("ferroc statistics"));
 }
+
+/// The AnonHugePages the `large-pages` mode printed, in KiB.
+fn anon_huge_kib(out: &Output) -> i64 {
+    let text = stdout(out);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("anon-huge "))
+        .expect("an `anon-huge` line");
+    line.trim().parse().expect("a number")
+}
+
+/// `FERROC_LARGE_PAGES=1` backs the arenas with transparent huge pages: a 64 MiB live heap of
+/// small blocks shows most of itself as `AnonHugePages`, against (next to) none without the
+/// option where the kernel only gives huge pages on request (`madvise`). Where the kernel
+/// offers none (`never`, or no THP at all), the test says so and passes.
+#[test]
+fn large_pages_from_the_environment_back_the_heap_with_huge_pages() {
+    let mode =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if !(mode.contains("[always]") || mode.contains("[madvise]")) {
+        eprintln!("large pages: skipped, the kernel offers no transparent huge pages ({mode:?})");
+        return;
+    }
+    let on = anon_huge_kib(&run_ok(&["large-pages"], &[("FERROC_LARGE_PAGES", "1")]));
+    let off = anon_huge_kib(&run_ok(&["large-pages"], &[("FERROC_LARGE_PAGES", "0")]));
+    eprintln!(
+        "AnonHugePages with a 64 MiB live heap: {on} KiB with large pages, {off} KiB without"
+    );
+    assert!(
+        on >= 32 * 1024,
+        "at least half the heap in huge pages: {on} KiB"
+    );
+    if mode.contains("[madvise]") {
+        assert!(
+            on >= off + 32 * 1024,
+            "{on} KiB with against {off} KiB without"
+        );
+    }
+}
