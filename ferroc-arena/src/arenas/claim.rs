@@ -25,21 +25,6 @@ impl<B: BaseAlloc> Arenas<B> {
         offset: usize,
         commit: bool,
     ) -> Result<SlabRun<B>, Error<B::Error>> {
-        let run = self.allocate_run(count, align, offset, commit);
-        if run.is_ok() {
-            self.raise_peaks();
-        }
-        run
-    }
-
-    /// [`allocate`](Self::allocate) without raising the peaks.
-    fn allocate_run(
-        &self,
-        count: usize,
-        align: usize,
-        offset: usize,
-        commit: bool,
-    ) -> Result<SlabRun<B>, Error<B::Error>> {
         if count == 0
             || !align.is_power_of_two()
             || !offset.is_multiple_of(SLAB_SIZE)
@@ -95,6 +80,7 @@ impl<B: BaseAlloc> Arenas<B> {
             return Ok(None);
         };
         let zeroed = self.take_claimed(arena, index, count, commit)?;
+        self.raise_peaks();
         Ok(Some(SlabRun {
             ptr: arena.slab_address(index),
             count,
@@ -246,6 +232,7 @@ impl<B: BaseAlloc> Arenas<B> {
         self.direct_runs.fetch_add(1, Ordering::Relaxed);
         self.direct_bytes
             .fetch_add(chunk.layout().size(), Ordering::Relaxed);
+        self.raise_peaks();
         Ok(SlabRun {
             // SAFETY: `start` lies inside the chunk (at most `extra` bytes past its start).
             ptr: unsafe { NonNull::new_unchecked(start as *mut u8) },
