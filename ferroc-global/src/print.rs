@@ -2,7 +2,7 @@
 
 use core::fmt::{self, Write};
 
-use ferroc_heap::{Kind, Stats};
+use ferroc_heap::{Kind, Stats, class::CLASS_SIZES};
 
 /// A `fmt::Write` into a stack buffer; output past its end is dropped.
 pub struct StackWriter<const N: usize> {
@@ -118,8 +118,8 @@ pub fn print_option_change(id: crate::OptionId, o: &crate::Options) {
     w.flush_to(2);
 }
 
-/// Writes `stats` as a small table: counts by kind (feature `stat`; a note without it), then
-/// the arenas' figures with their peaks (always).
+/// Writes `stats` as a small table: counts by kind and live blocks by size class (feature
+/// `stat`; a note without it), then the arenas' figures with their peaks (always).
 pub fn write_stats(w: &mut impl Write, s: &Stats) -> fmt::Result {
     writeln!(w, "ferroc statistics")?;
     if cfg!(feature = "stat") {
@@ -173,12 +173,36 @@ fn write_counts(w: &mut impl Write, s: &Stats) -> fmt::Result {
         s.slabs,
         s.peak_slabs
     )?;
+    write_classes(w, s)
+}
+
+/// Live blocks by size class, the classes with any (feature `stat`), four to a line.
+fn write_classes(w: &mut impl Write, s: &Stats) -> fmt::Result {
+    let mut on_line = 0;
+    for c in 0..CLASS_SIZES.len() {
+        let n = s.class_count(c);
+        if n.blocks == 0 {
+            continue;
+        }
+        if on_line == 0 {
+            write!(w, "  live by class:")?;
+        } else if on_line % 4 == 0 {
+            write!(w, "\n                ")?;
+        }
+        write!(w, " {:>7}: {:<10}", CLASS_SIZES[c], n.blocks)?;
+        on_line += 1;
+    }
+    if on_line > 0 {
+        writeln!(w)?;
+    }
     Ok(())
 }
 
 /// Prints `stats` to standard error without allocating.
 pub fn print_stats(stats: &Stats) {
-    let mut w = StackWriter::<2048>::new();
+    // Room for the table with a line per four classes, every class live (with
+    // `finer-grained`, about a hundred).
+    let mut w = StackWriter::<8192>::new();
     let _ = write_stats(&mut w, stats);
     w.flush_to(2);
 }
