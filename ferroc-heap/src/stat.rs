@@ -95,9 +95,8 @@ pub struct Stats {
     /// Frees by kind.
     pub freed: [Count; KINDS],
     /// Live blocks by size class (feature `stat`): allocated minus freed, indexed like
-    /// [`CLASS_SIZES`](crate::class::CLASS_SIZES). One context's figure may be negative (a
-    /// block another context allocated and this one freed); merged over every context, live
-    /// and exited, it is not.
+    /// [`CLASS_SIZES`]. One context's figure may be negative (a block another context
+    /// allocated and this one freed); merged over every context, live and exited, it is not.
     pub class_live: [i64; CLASS_COUNT],
     /// Slabs held now (by the contexts summed).
     pub slabs: i64,
