@@ -30,7 +30,7 @@ use ferroc_arena::sizes::SLAB_SHIFT;
 use ferroc_global::GlobalInstance;
 use ferroc_heap::{
     Kind, Stats,
-    class::{LARGE_MAX, MEDIUM_MAX, SMALL_MAX},
+    class::{CLASS_SIZES, LARGE_MAX},
 };
 
 use crate::GLOBAL;
@@ -184,16 +184,6 @@ impl Write for FileWriter {
     }
 }
 
-/// The block sizes of a kind, as `(from, to)`.
-fn kind_range(k: Kind) -> (usize, usize) {
-    match k {
-        Kind::Small => (0, SMALL_MAX),
-        Kind::Medium => (SMALL_MAX + 1, MEDIUM_MAX),
-        Kind::Large => (MEDIUM_MAX + 1, LARGE_MAX),
-        Kind::Huge => (LARGE_MAX + 1, isize::MAX as usize),
-    }
-}
-
 /// Writes the `malloc_info` document for `s`.
 fn write_info(w: &mut impl Write, s: &Stats) -> fmt::Result {
     let m = mallinfo_of(s);
@@ -205,8 +195,9 @@ fn write_info(w: &mut impl Write, s: &Stats) -> fmt::Result {
     writeln!(w, "<malloc version=\"1\" allocator=\"ferroc\">")?;
     writeln!(
         w,
-        "<!-- ferroc {}: <size> elements count live blocks by size class group \
-         (glibc lists free chunks there) -->",
+        "<!-- ferroc {}: <size> elements count live blocks (count) and their bytes (total): \
+         one per size class with live blocks, then the huge blocks; without the stat \
+         feature only the huge blocks (glibc lists free chunks there) -->",
         env!("CARGO_PKG_VERSION")
     )?;
     writeln!(
@@ -222,27 +213,42 @@ fn write_info(w: &mut impl Write, s: &Stats) -> fmt::Result {
     )?;
     writeln!(w, "<heap nr=\"0\">")?;
     writeln!(w, "<sizes>")?;
-    for k in Kind::ALL {
-        let (from, to) = kind_range(k);
-        let (count, total) = if cfg!(feature = "stat") {
-            let (a, f) = (s.allocated[k as usize], s.freed[k as usize]);
-            (
-                a.blocks.saturating_sub(f.blocks),
-                a.bytes.saturating_sub(f.bytes),
-            )
-        } else if k == Kind::Huge {
-            // Counted by the arenas without `stat` (run bytes).
-            (s.huge_blocks, s.huge_bytes)
-        } else {
-            continue;
-        };
-        writeln!(
-            w,
-            "<size from=\"{from}\" to=\"{to}\" total=\"{total}\" count=\"{count}\" \
-             class=\"{}\"/>",
-            k.name()
-        )?;
+    if cfg!(feature = "stat") {
+        let mut from = 0;
+        for (c, &to) in CLASS_SIZES.iter().enumerate() {
+            let n = s.class_count(c);
+            if n.blocks > 0 {
+                writeln!(
+                    w,
+                    "<size from=\"{from}\" to=\"{to}\" total=\"{}\" count=\"{}\" \
+                     class=\"{c}\" kind=\"{}\"/>",
+                    n.bytes,
+                    n.blocks,
+                    Kind::of_class(c).name()
+                )?;
+            }
+            from = to + 1;
+        }
     }
+    let (count, total) = if cfg!(feature = "stat") {
+        // Counted by the contexts (usable bytes).
+        let h = Kind::Huge as usize;
+        let (a, f) = (s.allocated[h], s.freed[h]);
+        (
+            a.blocks.saturating_sub(f.blocks),
+            a.bytes.saturating_sub(f.bytes),
+        )
+    } else {
+        // Counted by the arenas (run bytes).
+        (s.huge_blocks, s.huge_bytes)
+    };
+    writeln!(
+        w,
+        "<size from=\"{}\" to=\"{}\" total=\"{total}\" count=\"{count}\" class=\"huge\" \
+         kind=\"huge\"/>",
+        LARGE_MAX + 1,
+        isize::MAX
+    )?;
     writeln!(w, "</sizes>")?;
     let totals = |w: &mut dyn Write| -> fmt::Result {
         writeln!(w, "<total type=\"fast\" count=\"0\" size=\"0\"/>")?;
@@ -268,9 +274,12 @@ fn write_info(w: &mut impl Write, s: &Stats) -> fmt::Result {
 }
 
 /// `malloc_info`: an XML document in glibc's shape (`<malloc version="1">`, one
-/// `<heap nr="0">`, `<sizes>`, `<total>`, `<system>`, `<aspace>`) with Ferroc's figures, live
-/// blocks by size class group in `<sizes>` (with `stat`; the huge blocks alone without), and a
-/// `<ferroc>` element with the current values and peaks. `EINVAL` for `options != 0` (as
+/// `<heap nr="0">`, `<sizes>`, `<total>`, `<system>`, `<aspace>`) with Ferroc's figures, and a
+/// `<ferroc>` element with the current values and peaks. `<sizes>` lists, with `stat`, one
+/// `<size from=".." to=".." total=".." count=".." class=".." kind=".."/>` per size class with
+/// live blocks (`from` the previous class size + 1, `to` the class size, `count` its live
+/// blocks, `total` their bytes, `class` its index), then one for the huge blocks (`class` and
+/// `kind` "huge"); without `stat`, the huge blocks' alone (the arenas count them). `EINVAL` for `options != 0` (as
 /// glibc) or a null `fp`; -1 if the stream fails; 0 otherwise.
 ///
 /// # Safety
@@ -349,5 +358,71 @@ mod tests {
         assert!(text.starts_with("<malloc version=\"1\" allocator=\"ferroc\">\n"));
         assert!(text.ends_with("</malloc>\n"));
         assert_eq!(text.matches("<heap nr=\"0\">").count(), 1);
+    }
+
+    /// `<sizes>`: with `stat`, a line per class with live blocks (its range from the class
+    /// below, its bytes from its size), then the huge line; without, the huge line alone.
+    #[test]
+    fn info_lists_live_classes() {
+        use ferroc_heap::class::{CLASS_COUNT, class_of};
+        use std::format;
+        let mut s = Stats::default();
+        let (c48, top) = (class_of(48), CLASS_COUNT - 1);
+        s.class_live[0] = 3;
+        s.class_live[c48] = 10;
+        s.class_live[top] = 1;
+        s.class_live[5] = -2; // Not positive: not listed.
+        s.allocated[Kind::Huge as usize] = ferroc_heap::stat::Count {
+            blocks: 2,
+            bytes: 5 << 20,
+        };
+        s.huge_blocks = 4;
+        s.huge_bytes = 1 << 30;
+        let mut b = Buf {
+            bytes: [0; 8192],
+            len: 0,
+        };
+        write_info(&mut b, &s).unwrap();
+        let text = core::str::from_utf8(&b.bytes[..b.len]).unwrap();
+        let sizes: std::vec::Vec<&str> = text.lines().filter(|l| l.starts_with("<size ")).collect();
+        let huge = if cfg!(feature = "stat") {
+            format!(
+                "<size from=\"{}\" to=\"{}\" total=\"{}\" count=\"2\" class=\"huge\" kind=\"huge\"/>",
+                LARGE_MAX + 1,
+                isize::MAX,
+                5 << 20
+            )
+        } else {
+            format!(
+                "<size from=\"{}\" to=\"{}\" total=\"{}\" count=\"4\" class=\"huge\" kind=\"huge\"/>",
+                LARGE_MAX + 1,
+                isize::MAX,
+                1u64 << 30
+            )
+        };
+        if cfg!(feature = "stat") {
+            let line = |c: usize, n: u64, kind: &str| {
+                let from = if c == 0 { 0 } else { CLASS_SIZES[c - 1] + 1 };
+                let to = CLASS_SIZES[c];
+                format!(
+                    "<size from=\"{from}\" to=\"{to}\" total=\"{}\" count=\"{n}\" class=\"{c}\" \
+                     kind=\"{kind}\"/>",
+                    n * to as u64
+                )
+            };
+            assert_eq!(
+                sizes,
+                [
+                    line(0, 3, "small"),
+                    line(c48, 10, "small"),
+                    line(top, 1, "large"),
+                    huge
+                ],
+                "{text}"
+            );
+            assert_eq!(CLASS_SIZES[top], LARGE_MAX);
+        } else {
+            assert_eq!(sizes, [huge], "{text}");
+        }
     }
 }

@@ -21,7 +21,7 @@ unsafe impl<B: BaseAlloc + 'static> Sync for IdleContext<B> {}
 /// exit (`show_stats`).
 pub struct Retired {
     #[cfg(feature = "stat")]
-    counts: [ferroc_base::sync::atomic::AtomicU64; 4 * ferroc_heap::stat::KINDS],
+    counts: ferroc_heap::stat::StatSums,
     #[cfg(all(feature = "libc", feature = "stat"))]
     show_registered: ferroc_base::sync::atomic::AtomicBool,
 }
@@ -30,8 +30,7 @@ impl Retired {
     pub const fn new() -> Self {
         Retired {
             #[cfg(feature = "stat")]
-            counts: [const { ferroc_base::sync::atomic::AtomicU64::new(0) };
-                4 * ferroc_heap::stat::KINDS],
+            counts: ferroc_heap::stat::StatSums::new(),
             #[cfg(all(feature = "libc", feature = "stat"))]
             show_registered: ferroc_base::sync::atomic::AtomicBool::new(false),
         }
@@ -41,30 +40,13 @@ impl Retired {
     #[allow(unused_variables)]
     pub fn retire<B: BaseAlloc + 'static>(&self, cx: &Context<'static, B>) {
         #[cfg(feature = "stat")]
-        {
-            use ferroc_base::sync::atomic::Ordering::Relaxed;
-            let s = cx.stats();
-            for k in 0..ferroc_heap::stat::KINDS {
-                self.counts[4 * k].fetch_add(s.allocated[k].blocks, Relaxed);
-                self.counts[4 * k + 1].fetch_add(s.allocated[k].bytes, Relaxed);
-                self.counts[4 * k + 2].fetch_add(s.freed[k].blocks, Relaxed);
-                self.counts[4 * k + 3].fetch_add(s.freed[k].bytes, Relaxed);
-            }
-        }
+        self.counts.add(&cx.stats());
     }
 
     /// The exited threads' counts.
     #[cfg(feature = "stat")]
     pub fn snapshot(&self) -> ferroc_heap::Stats {
-        use ferroc_base::sync::atomic::Ordering::Relaxed;
-        let mut s = ferroc_heap::Stats::default();
-        for k in 0..ferroc_heap::stat::KINDS {
-            s.allocated[k].blocks = self.counts[4 * k].load(Relaxed);
-            s.allocated[k].bytes = self.counts[4 * k + 1].load(Relaxed);
-            s.freed[k].blocks = self.counts[4 * k + 2].load(Relaxed);
-            s.freed[k].bytes = self.counts[4 * k + 3].load(Relaxed);
-        }
-        s
+        self.counts.snapshot()
     }
 
     /// Registers `hook` with `atexit` once (when `stat` is on): the hook prints the

@@ -2,7 +2,7 @@
 
 use core::fmt::{self, Write};
 
-use ferroc_heap::{Kind, Stats};
+use ferroc_heap::{Kind, Stats, class::CLASS_SIZES};
 
 /// A `fmt::Write` into a stack buffer; output past its end is dropped.
 pub struct StackWriter<const N: usize> {
@@ -118,8 +118,8 @@ pub fn print_option_change(id: crate::OptionId, o: &crate::Options) {
     w.flush_to(2);
 }
 
-/// Writes `stats` as a small table: counts by kind (feature `stat`; a note without it), then
-/// the arenas' figures with their peaks (always).
+/// Writes `stats` as a small table: counts by kind and live blocks by size class (feature
+/// `stat`; a note without it), then the arenas' figures with their peaks (always).
 pub fn write_stats(w: &mut impl Write, s: &Stats) -> fmt::Result {
     writeln!(w, "ferroc statistics")?;
     if cfg!(feature = "stat") {
@@ -173,12 +173,73 @@ fn write_counts(w: &mut impl Write, s: &Stats) -> fmt::Result {
         s.slabs,
         s.peak_slabs
     )?;
+    write_classes(w, s)
+}
+
+/// Live blocks by size class, the classes with any (feature `stat`), four to a line: block
+/// size, then live blocks.
+fn write_classes(w: &mut impl Write, s: &Stats) -> fmt::Result {
+    let mut on_line = 0;
+    for (c, &size) in CLASS_SIZES.iter().enumerate() {
+        let n = s.class_count(c);
+        if n.blocks == 0 {
+            continue;
+        }
+        if on_line == 0 {
+            write!(w, "  live by class:")?;
+        } else if on_line % 4 == 0 {
+            write!(w, "\n                ")?;
+        }
+        write!(w, " {size:>7}: {:>9}", n.blocks)?;
+        on_line += 1;
+    }
+    if on_line > 0 {
+        writeln!(w)?;
+    }
     Ok(())
 }
 
 /// Prints `stats` to standard error without allocating.
 pub fn print_stats(stats: &Stats) {
-    let mut w = StackWriter::<2048>::new();
+    // Room for the table with a line per four classes, every class live (with
+    // `finer-grained`, about a hundred).
+    let mut w = StackWriter::<8192>::new();
     let _ = write_stats(&mut w, stats);
     w.flush_to(2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table: the kinds and, with `stat`, the live classes, four to a line (block size,
+    /// live blocks); without `stat` a note instead.
+    #[test]
+    fn table_lists_live_classes() {
+        let mut s = Stats::default();
+        let live = [0, 1, 3, 5, 9];
+        for &c in &live {
+            s.class_live[c] = 10 + c as i64;
+        }
+        s.class_live[2] = -1; // Not positive: not listed.
+        let mut w = StackWriter::<8192>::new();
+        write_stats(&mut w, &s).unwrap();
+        let text = core::str::from_utf8(w.as_bytes()).unwrap();
+        assert!(text.starts_with("ferroc statistics\n"), "{text}");
+        assert!(text.contains("huge: 0 blocks"), "{text}");
+        let lines: std::vec::Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("  live by class:"))
+            .take(2)
+            .collect();
+        if cfg!(feature = "stat") {
+            let entry = |c: usize| std::format!(" {:>7}: {:>9}", CLASS_SIZES[c], 10 + c);
+            let first: std::string::String = live[..4].iter().map(|&c| entry(c)).collect();
+            assert_eq!(lines[0], std::format!("  live by class:{first}"), "{text}");
+            assert_eq!(lines[1], std::format!("{:16}{}", "", entry(9)), "{text}");
+        } else {
+            assert!(lines.is_empty(), "{text}");
+            assert!(text.contains("need the `stat` feature"), "{text}");
+        }
+    }
 }

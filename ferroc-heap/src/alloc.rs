@@ -25,7 +25,6 @@ use crate::{
     class::{CLASS_SIZES, LARGE_MAX, SMALL_MAX, align_of_class, class_for, units_of_class},
     shard::{EMPTY, FLAG_IN_FULL_LIST, Shard},
     slab::{Slab, header_size},
-    stat::Kind,
 };
 
 impl<B: BaseAlloc> Context<'_, B> {
@@ -56,7 +55,7 @@ impl<B: BaseAlloc> Context<'_, B> {
         // SAFETY: table entries always point at a live shard of ours or the empty one.
         let shard = unsafe { &*slot.get() };
         let p = shard.pop()?;
-        self.stats.alloc(Kind::Small, shard.block_size.get());
+        self.stats.alloc(shard);
         Some(p)
     }
 
@@ -91,8 +90,7 @@ impl<B: BaseAlloc> Context<'_, B> {
         self.assign_id();
         let shard = self.find_shard(c)?;
         let p = shard.pop()?;
-        self.stats
-            .alloc(Kind::of_size(CLASS_SIZES[c]), CLASS_SIZES[c]);
+        self.stats.alloc(shard);
         Some(p)
     }
 

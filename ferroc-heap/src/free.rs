@@ -24,7 +24,6 @@ use crate::{
     Context, abandon,
     shard::{FLAG_HUGE, FLAG_IN_FULL_LIST, Shard},
     slab::Slab,
-    stat::Kind,
 };
 
 impl<B: BaseAlloc> Context<'_, B> {
@@ -43,10 +42,7 @@ impl<B: BaseAlloc> Context<'_, B> {
             // Ours: the owner's copies of the offset and flags, on the line we write anyway.
             let shard = slab.own_shard_of(ptr);
             if shard.own_flags.get() == 0 {
-                self.stats.free(
-                    Kind::of_size(shard.block_size.get()),
-                    shard.block_size.get(),
-                );
+                self.stats.free(shard);
                 // SAFETY: a live block (the caller's promise) of our own shard, freed once.
                 if unsafe { shard.push_local(ptr) } == 0 && !shard.is_alone() {
                     self.release_shard(shard);
@@ -64,8 +60,7 @@ impl<B: BaseAlloc> Context<'_, B> {
             // inline too. `FLAG_IN_FULL_LIST` is the owner's business; the thread-free state
             // tells us.
             if !self.read_only {
-                let size = shard.block_size.get();
-                self.stats.free(Kind::of_size(size), size);
+                self.stats.free(shard);
             }
             // SAFETY: a live block of that shard (the caller's promise), freed once; blocks
             // are at least 8-aligned, so it can hold the list link.
@@ -90,8 +85,7 @@ impl<B: BaseAlloc> Context<'_, B> {
     #[cold]
     #[inline(never)]
     unsafe fn free_into_own_full(&self, shard: &Shard, ptr: NonNull<u8>) {
-        let size = shard.block_size.get();
-        self.stats.free(Kind::of_size(size), size);
+        self.stats.free(shard);
         self.unfull(shard);
         // SAFETY: a live block of our own shard, freed once (this fn's contract).
         if unsafe { shard.push_local(ptr) } == 0 && !shard.is_alone() {

@@ -23,7 +23,6 @@ use crate::{
     Context,
     shard::Shard,
     slab::{Slab, header_size, init_huge},
-    stat::Kind,
 };
 
 impl<B: BaseAlloc> Context<'_, B> {
@@ -57,7 +56,7 @@ impl<B: BaseAlloc> Context<'_, B> {
         // SAFETY: a committed run that is ours alone; `offset` is past the header and inside
         // the run (`huge_geometry`).
         let (block, _) = unsafe { init_huge(run, offset) };
-        self.stats.alloc(Kind::Huge, usable);
+        self.stats.alloc_huge(usable);
         self.arenas.count_huge(1, (count << SLAB_SHIFT) as isize);
         Some((block, zeroed))
     }
@@ -74,7 +73,7 @@ impl<B: BaseAlloc> Context<'_, B> {
         // A read-only placeholder (the global allocator's sentinel) is shared between threads:
         // it must not even count. Any other context counts its frees, allocated or not.
         if !self.read_only {
-            self.stats.free(Kind::Huge, shard.block_size.get());
+            self.stats.free_huge(shard.block_size.get());
         }
         // SAFETY: a huge slab of our arenas (base `B`) holds one block, now freed (this fn's
         // contract): the run and its token are nobody's but ours.
@@ -122,8 +121,8 @@ impl<B: BaseAlloc> Context<'_, B> {
             // SAFETY: the token of this very slab, taken above.
             unsafe { slab.store_run::<B>(run) };
             shard.block_size.set(usable);
-            self.stats.free(Kind::Huge, old_usable);
-            self.stats.alloc(Kind::Huge, usable);
+            self.stats.free_huge(old_usable);
+            self.stats.alloc_huge(usable);
             self.arenas
                 .count_huge(0, ((count << SLAB_SHIFT) as isize) - old_run_bytes);
             return Some(Some(ptr));
@@ -162,8 +161,8 @@ impl<B: BaseAlloc> Context<'_, B> {
             unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), block.as_ptr(), old_size) };
             self.arenas.deallocate(run);
         }
-        self.stats.free(Kind::Huge, old_usable);
-        self.stats.alloc(Kind::Huge, usable);
+        self.stats.free_huge(old_usable);
+        self.stats.alloc_huge(usable);
         self.arenas
             .count_huge(0, ((count << SLAB_SHIFT) as isize) - old_run_bytes);
         Some(Some(block))

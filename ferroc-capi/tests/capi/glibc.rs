@@ -55,19 +55,45 @@ heaps = root.findall("heap")
 assert len(heaps) == 1 and heaps[0].get("nr") == "0"
 heap = heaps[0]
 sizes = heap.find("sizes").findall("size")
-by_class = {s.get("class"): s for s in sizes}
 for s in sizes:
     lo, hi, total, count = (int(s.get(k)) for k in ("from", "to", "total", "count"))
     assert lo <= hi and total >= 0 and count >= 0, s.attrib
-huge = by_class["huge"]
+assert sizes[-1].get("class") == "huge" and sizes[-1].get("kind") == "huge", sizes[-1].attrib
+huge = sizes[-1]
 assert int(huge.get("count")) >= 1 and int(huge.get("total")) >= 16 << 20, huge.attrib
+classes = sizes[:-1]
+f = root.find("ferroc")
+v = {k: int(f.get(k)) for k in f.keys() if k not in ("version", "stat")}
 if stat:
-    assert set(by_class) == {"small", "medium", "large", "huge"}, by_class
-    assert int(by_class["small"].get("count")) >= 1000
-    assert int(by_class["small"].get("total")) >= 48000
-    assert int(by_class["medium"].get("count")) >= 1000
-    assert int(by_class["large"].get("count")) >= 1000
-    assert int(by_class["large"].get("total")) >= 100000 * 1000
+    # One line per size class with live blocks, in order: `from` is the class below's size
+    # + 1, `total` the live blocks times the class size; with the huge line they add up to
+    # the live figures (one thread: exact).
+    assert len(classes) >= 3, [s.attrib for s in sizes]
+    by_size = {}
+    last = None
+    for s in classes:
+        c, lo, hi, total, count = (int(s.get(k)) for k in ("class", "from", "to", "total", "count"))
+        assert count >= 1 and total == count * hi, s.attrib
+        assert last is None or c > last[0], (last, s.attrib)
+        if last is not None and c == last[0] + 1:
+            assert lo == last[1] + 1, (last, s.attrib)
+        assert s.get("kind") in ("small", "medium", "large"), s.attrib
+        last = (c, hi)
+        by_size[hi] = s
+    def holding(n):
+        return next(s for hi, s in sorted(by_size.items()) if hi >= n and int(s.get("from")) <= n)
+    small, medium, large = holding(48), holding(4000), holding(100000)
+    assert small.get("to") == "48" and small.get("kind") == "small", small.attrib
+    # 1000 allocated, every other one freed before the report.
+    assert 500 <= int(small.get("count")) < 1000, small.attrib
+    assert medium.get("kind") == "medium" and int(medium.get("count")) >= 1000, medium.attrib
+    assert large.get("kind") == "large" and int(large.get("count")) >= 1000, large.attrib
+    assert int(large.get("total")) >= 100000 * 1000, large.attrib
+    assert sum(int(s.get("total")) for s in sizes) == v["live-bytes"], v
+    assert sum(int(s.get("count")) for s in sizes) == v["live-blocks"], v
+else:
+    # Without `stat`, the huge blocks alone (counted by the arenas).
+    assert classes == [], [s.attrib for s in sizes]
 for where in (heap, root):
     types = {(t.tag, t.get("type")) for t in where if t.tag in ("total", "system", "aspace")}
     for want in [("total", "fast"), ("total", "rest"), ("system", "current"), ("system", "max"),
@@ -77,8 +103,6 @@ mmap = [t for t in root.findall("total") if t.get("type") == "mmap"]
 assert len(mmap) == 1 and int(mmap[0].get("count")) >= 1, mmap
 system = {s.get("type"): int(s.get("size")) for s in root.findall("system")}
 assert system["max"] >= system["current"] >= 16 << 20, system
-f = root.find("ferroc")
-v = {k: int(f.get(k)) for k in f.keys() if k not in ("version", "stat")}
 assert f.get("stat") == ("yes" if stat else "no")
 assert v["peak-live"] >= v["live-bytes"] > 16 << 20, v
 assert v["peak-in-use"] >= v["in-use"] >= v["live-bytes"], v
