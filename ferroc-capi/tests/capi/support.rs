@@ -298,6 +298,25 @@ impl Program {
         assert_success(&format!("{} {args:?}", self.path.display()), &out);
         out
     }
+
+    /// Runs the program with `args`, asserts that it exits with status 0, and returns its
+    /// standard output.
+    pub fn run_stdout(&self, args: &[&str]) -> String {
+        stdout(&self.run_ok(args))
+    }
+
+    /// Runs the program with `args` and asserts that it exits with status 0 and that its
+    /// standard output contains `marker` (the line a test program prints when all went well).
+    pub fn run_prints(&self, args: &[&str], marker: &str) -> Output {
+        let out = self.run_ok(args);
+        let text = stdout(&out);
+        assert!(
+            text.contains(marker),
+            "{} {args:?} did not print {marker:?}:\n{text}",
+            self.path.display()
+        );
+        out
+    }
 }
 
 /// Panics with the program's output unless it exited with status 0.
