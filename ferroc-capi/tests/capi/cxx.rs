@@ -2,7 +2,7 @@
 //! `-lferroc` and under `LD_PRELOAD`; throwing `new` runs the new-handler and throws
 //! `std::bad_alloc`.
 
-use crate::support::{Lang, Link, compile};
+use crate::support::{Lang, Link, run_each};
 
 const EXPECTED: &[&str] = &[
     "ok forms resolve to libferroc",
@@ -14,11 +14,11 @@ const EXPECTED: &[&str] = &[
 
 #[test]
 fn cxx_operators_linked_with_libferroc_and_under_ld_preload() {
-    for (name, link) in [
+    let programs = [
         ("cxx-new-shared", Link::Shared),
         ("cxx-new-preload", Link::Preload),
-    ] {
-        let out = compile(name, Lang::Cxx, &["cxx_new.cpp"], link, &[]).run_stdout(&[]);
+    ];
+    run_each(Lang::Cxx, "cxx_new.cpp", &programs, |link, out| {
         assert_eq!(out.lines().collect::<Vec<_>>(), EXPECTED, "{link:?}");
-    }
+    });
 }

@@ -2,7 +2,7 @@
 //! (tests/c/introspect.c), under `LD_PRELOAD=libferroc.so` and linked with `-lferroc` and with
 //! the static override library.
 
-use crate::support::{Lang, Link, compile};
+use crate::support::{Lang, Link, run_each};
 
 /// introspect.c as each program is built: its name, and how it gets Ferroc.
 const PROGRAMS: [(&str, Link); 3] = [
@@ -13,7 +13,7 @@ const PROGRAMS: [(&str, Link); 3] = [
 
 #[test]
 fn introspection_under_preload_linked_and_static_override() {
-    for (name, link) in PROGRAMS {
-        compile(name, Lang::C, &["introspect.c"], link, &[]).run_prints(&[], "introspect ok");
-    }
+    run_each(Lang::C, "introspect.c", &PROGRAMS, |link, out| {
+        assert!(out.contains("introspect ok"), "{link:?}: {out}");
+    });
 }

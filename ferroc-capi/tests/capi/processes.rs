@@ -2,7 +2,7 @@
 //! (under `LD_PRELOAD` and linked with the library), allocation before constructors and after
 //! `main`, and `dlopen` of the general-dynamic build.
 
-use crate::support::{Lang, Link, compile, dlopen_so};
+use crate::support::{Lang, Link, compile, dlopen_so, run_each};
 
 #[test]
 fn fork_from_a_multithreaded_program() {
@@ -46,11 +46,11 @@ const LIFECYCLE: &[&str] = &[
 
 #[test]
 fn first_calls_before_constructors_and_last_after_main_preload_and_static() {
-    for (name, link) in [
+    let programs = [
         ("lifecycle-preload", Link::Preload),
         ("lifecycle-static", Link::StaticOverride),
-    ] {
-        let out = compile(name, Lang::Cxx, &["lifecycle.cpp"], link, &[]).run_stdout(&[]);
+    ];
+    run_each(Lang::Cxx, "lifecycle.cpp", &programs, |link, out| {
         let mut lines: Vec<&str> = out.lines().collect();
         // The 32 threads each report once.
         let threads = lines
@@ -60,7 +60,7 @@ fn first_calls_before_constructors_and_last_after_main_preload_and_static() {
         assert_eq!(threads, 32, "{link:?}: {out}");
         lines.dedup();
         assert_eq!(lines, LIFECYCLE, "{link:?}: {out}");
-    }
+    });
 }
 
 #[test]

@@ -202,6 +202,20 @@ pub fn compile(name: &str, lang: Lang, sources: &[&str], link: Link, extra: &[&s
     }
 }
 
+/// Builds `source` as each of `programs` (its name, and how it gets Ferroc), runs each without
+/// arguments (asserting status 0) and gives `check` the program's link and standard output.
+pub fn run_each(
+    lang: Lang,
+    source: &str,
+    programs: &[(&str, Link)],
+    mut check: impl FnMut(Link, &str),
+) {
+    for &(name, link) in programs {
+        let out = compile(name, lang, &[source], link, &[]).run_stdout(&[]);
+        check(link, &out);
+    }
+}
+
 /// The flags every test program gets.
 fn common_flags(lang: Lang) -> Vec<String> {
     let mut flags: Vec<String> = match lang {
