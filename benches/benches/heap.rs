@@ -395,44 +395,45 @@ fn backoff(spins: &mut u32) {
 /// Sizes the producer cycles through.
 const HANDOFF_SIZES: [usize; 8] = [16, 24, 32, 48, 64, 96, 128, 256];
 
-/// The producer side: allocates `n` blocks and pushes them.
-struct Produce<'r> {
+/// One side of the hand-off of `n` blocks through `ring`.
+struct Handoff<'r> {
     ring: &'r Ring,
     n: u64,
+    side: Side,
 }
 
-impl WithAlloc for Produce<'_> {
+enum Side {
+    /// Allocates the blocks (sizes cycling through [`HANDOFF_SIZES`]) and pushes them.
+    Produce,
+    /// Pops the blocks and frees them.
+    Consume,
+}
+
+impl WithAlloc for Handoff<'_> {
     type Output = ();
     fn run<A: Alloc>(self, a: &A) {
-        for i in 0..self.n {
-            let l = layout(HANDOFF_SIZES[i as usize % HANDOFF_SIZES.len()]);
-            // SAFETY: a non-zero size.
-            let p = unsafe { a.alloc(l) };
-            assert!(!p.is_null());
-            // SAFETY: at least 16 bytes.
-            unsafe { p.cast::<u64>().write(i) };
-            self.ring.push(p);
-        }
-    }
-}
-
-/// The consumer side: pops `n` blocks and frees them.
-struct Consume<'r> {
-    ring: &'r Ring,
-    n: u64,
-}
-
-impl WithAlloc for Consume<'_> {
-    type Output = ();
-    fn run<A: Alloc>(self, a: &A) {
-        for i in 0..self.n {
-            let l = layout(HANDOFF_SIZES[i as usize % HANDOFF_SIZES.len()]);
-            let p = self.ring.pop();
-            // SAFETY: the producer wrote the block's index there.
-            assert_eq!(unsafe { p.cast::<u64>().read() }, i);
-            // SAFETY: a live block of the producer's allocator (for the `Heap` line: a heap over
-            // the same `Arenas`), freed once with its layout.
-            unsafe { a.dealloc(p, l) };
+        let layout_of = |i: u64| layout(HANDOFF_SIZES[i as usize % HANDOFF_SIZES.len()]);
+        match self.side {
+            Side::Produce => {
+                for i in 0..self.n {
+                    // SAFETY: a non-zero size.
+                    let p = unsafe { a.alloc(layout_of(i)) };
+                    assert!(!p.is_null());
+                    // SAFETY: at least 16 bytes.
+                    unsafe { p.cast::<u64>().write(i) };
+                    self.ring.push(p);
+                }
+            }
+            Side::Consume => {
+                for i in 0..self.n {
+                    let p = self.ring.pop();
+                    // SAFETY: the producer wrote the block's index there.
+                    assert_eq!(unsafe { p.cast::<u64>().read() }, i);
+                    // SAFETY: a live block of the producer's allocator (for the `Heap` line: a
+                    // heap over the same `Arenas`), freed once with its layout.
+                    unsafe { a.dealloc(p, layout_of(i)) };
+                }
+            }
         }
     }
 }
@@ -447,27 +448,17 @@ fn producer_consumer(c: &mut Criterion, arenas: &Arenas<Mmap>) {
                 let ring = Ring::new(1024);
                 let clock = Clock::from_env();
                 let start = clock.now();
+                let side = |side| {
+                    let handoff = Handoff {
+                        ring: &ring,
+                        n: iters,
+                        side,
+                    };
+                    with(which, arenas, handoff)
+                };
                 thread::scope(|s| {
-                    s.spawn(|| {
-                        with(
-                            which,
-                            arenas,
-                            Produce {
-                                ring: &ring,
-                                n: iters,
-                            },
-                        )
-                    });
-                    s.spawn(|| {
-                        with(
-                            which,
-                            arenas,
-                            Consume {
-                                ring: &ring,
-                                n: iters,
-                            },
-                        )
-                    });
+                    s.spawn(|| side(Side::Produce));
+                    s.spawn(|| side(Side::Consume));
                 });
                 clock.now() - start
             });

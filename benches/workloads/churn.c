@@ -11,18 +11,9 @@ int main(int argc, char **argv) {
     rng_t r = rng_seed(1, live);
     block_t *slots = xmalloc(live * sizeof *slots);
     uint64_t sum = 0;
-    for (size_t i = 0; i < live; i++) {
-        slots[i].n = small_size(&r, 16);
-        slots[i].p = xmalloc(slots[i].n);
-        tag_block(slots[i].p, slots[i].n, rng_next(&r));
-    }
+    fill_small(slots, live, &r);
     for (long k = 0; k < ops; k++) {
-        block_t *s = &slots[rng_below(&r, live)];
-        sum += check_block(s->p, s->n);
-        free(s->p);
-        s->n = small_size(&r, 16);
-        s->p = xmalloc(s->n);
-        tag_block(s->p, s->n, rng_next(&r));
+        sum += replace_small(slots, live, &r);
         if ((k & 7) == 0) {
             block_t *o = &slots[rng_below(&r, live)];
             sum ^= check_block(o->p, o->n) >> 1;

@@ -94,6 +94,29 @@ static inline uint64_t check_block(const void *p, size_t n) {
     return tag;
 }
 
+/* Puts a new block of a small size (small_size from 16 bytes), tagged, in slot `s`. */
+static inline void put_small(block_t *s, rng_t *r) {
+    s->n = small_size(r, 16);
+    s->p = xmalloc(s->n);
+    tag_block(s->p, s->n, rng_next(r));
+}
+
+/* Fills the `n` slots with new small blocks (put_small). */
+static inline void fill_small(block_t *slots, size_t n, rng_t *r) {
+    for (size_t i = 0; i < n; i++)
+        put_small(&slots[i], r);
+}
+
+/* Picks one of the `n` slots at random, checks and frees its block and puts a new small one in
+ * its place (put_small); returns the freed block's tag. */
+static inline uint64_t replace_small(block_t *slots, size_t n, rng_t *r) {
+    block_t *s = &slots[rng_below(r, n)];
+    uint64_t tag = check_block(s->p, s->n);
+    free(s->p);
+    put_small(s, r);
+    return tag;
+}
+
 WL_FN long arg_long(int argc, char **argv, int i, long def) {
     if (i >= argc)
         return def;

@@ -16,14 +16,8 @@ static void *worker(void *arg) {
         long region = (t + round) % threads;
         block_t *slots = regions[region];
         rng_t r = rng_seed((uint64_t)region + 1, (uint64_t)round);
-        for (long k = 0; k < ops; k++) {
-            block_t *s = &slots[rng_below(&r, (uint64_t)nslots)];
-            sum += check_block(s->p, s->n);
-            free(s->p);
-            s->n = small_size(&r, 16);
-            s->p = xmalloc(s->n);
-            tag_block(s->p, s->n, rng_next(&r));
-        }
+        for (long k = 0; k < ops; k++)
+            sum += replace_small(slots, (size_t)nslots, &r);
         pthread_barrier_wait(&barrier);
     }
     return (void *)(uintptr_t)sum;
@@ -38,12 +32,7 @@ int main(int argc, char **argv) {
     for (long t = 0; t < threads; t++) {
         rng_t r = rng_seed(1000 + (uint64_t)t, 0);
         regions[t] = xmalloc((size_t)nslots * sizeof(block_t));
-        for (long i = 0; i < nslots; i++) {
-            block_t *s = &regions[t][i];
-            s->n = small_size(&r, 16);
-            s->p = xmalloc(s->n);
-            tag_block(s->p, s->n, rng_next(&r));
-        }
+        fill_small(regions[t], (size_t)nslots, &r);
     }
     pthread_barrier_init(&barrier, NULL, (unsigned)threads);
     pthread_t *ids = xmalloc((size_t)threads * sizeof *ids);

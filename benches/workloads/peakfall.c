@@ -59,19 +59,9 @@ int main(int argc, char **argv) {
     size_t small = 4 << 20;
     size_t nwork = small / 140;
     block_t *work = xmalloc(nwork * sizeof *work);
-    for (size_t i = 0; i < nwork; i++) {
-        work[i].n = small_size(&r, 16);
-        work[i].p = xmalloc(work[i].n);
-        tag_block(work[i].p, work[i].n, rng_next(&r));
-    }
-    for (long k = 0; k < ops; k++) {
-        block_t *s = &work[rng_below(&r, nwork)];
-        sum += check_block(s->p, s->n);
-        free(s->p);
-        s->n = small_size(&r, 16);
-        s->p = xmalloc(s->n);
-        tag_block(s->p, s->n, rng_next(&r));
-    }
+    fill_small(work, nwork, &r);
+    for (long k = 0; k < ops; k++)
+        sum += replace_small(work, nwork, &r);
     print_rss("rss_kib");
     for (size_t i = 0; i < nwork; i++) {
         sum += check_block(work[i].p, work[i].n);

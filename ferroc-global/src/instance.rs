@@ -16,10 +16,40 @@ use ferroc_heap::{AllocError, Context};
 
 use crate::options::{OptionError, OptionId, OptionState, Options};
 
+/// What every instance holds besides its contexts: the arenas and the options (with the start
+/// state). An instance gives it through [`GlobalInstance::core`], and the provided
+/// [`arenas`](GlobalInstance::arenas) and [`option_state`](GlobalInstance::option_state) read
+/// it.
+pub struct InstanceCore<B: BaseAlloc + 'static> {
+    arenas: Arenas<B>,
+    options: OptionState,
+}
+
+impl<B: BaseAlloc + 'static> InstanceCore<B> {
+    /// Arenas over `base`, and `options` (the environment overrides them at the start).
+    pub const fn new(base: B, options: Options) -> Self {
+        InstanceCore {
+            arenas: Arenas::new(base),
+            options: OptionState::new(options),
+        }
+    }
+
+    /// Puts `options` in place of the ones given to [`new`](Self::new) (`config!`'s
+    /// `options = ..`), before the instance is in use.
+    pub const fn set_options(&mut self, options: Options) {
+        self.options = OptionState::new(options);
+    }
+
+    /// The arenas, for the instance's contexts to borrow while it is being built.
+    pub const fn arenas(&self) -> &Arenas<B> {
+        &self.arenas
+    }
+}
+
 /// A global instance: the statics behind one allocator type, and its whole API.
 ///
 /// An implementation says which context serves the calling thread ([`current`](Self::current),
-/// [`owned`](Self::owned)); every other method is provided on top of them, so the thread-local
+/// [`owned`](Self::owned)) and where its [`core`](Self::core) is; every other method is provided on top of them, so the thread-local
 /// instance, the single-context one, the types made by [`config!`](crate::config) and the C
 /// API share one body of code and one set of names.
 ///
@@ -39,15 +69,24 @@ pub trait GlobalInstance {
     /// `None` when none can be made (out of memory).
     fn owned(&self) -> Option<&Context<'static, Self::Base>>;
 
+    /// The instance's arenas and options.
+    fn core(&self) -> &InstanceCore<Self::Base>;
+
     /// The arenas behind the instance.
-    fn arenas(&self) -> &Arenas<Self::Base>;
+    #[inline]
+    fn arenas(&self) -> &Arenas<Self::Base> {
+        &self.core().arenas
+    }
 
     /// Statistics over every context of the instance, live and gone (feature `stat`).
     #[cfg(feature = "stat")]
     fn stats(&self) -> ferroc_heap::Stats;
 
     /// The instance's options and start state (see [`crate::options`]).
-    fn option_state(&self) -> &OptionState;
+    #[inline]
+    fn option_state(&self) -> &OptionState {
+        &self.core().options
+    }
 
     /// The options in force (before the first allocation: those the start will put in
     /// force, the environment over the instance's own).
@@ -250,17 +289,12 @@ impl<H: InstanceHandle> GlobalInstance for H {
     }
 
     #[inline]
-    fn arenas(&self) -> &Arenas<Self::Base> {
-        H::instance().arenas()
+    fn core(&self) -> &InstanceCore<Self::Base> {
+        H::instance().core()
     }
 
     #[cfg(feature = "stat")]
     fn stats(&self) -> ferroc_heap::Stats {
         H::instance().stats()
-    }
-
-    #[inline]
-    fn option_state(&self) -> &OptionState {
-        H::instance().option_state()
     }
 }

@@ -77,7 +77,7 @@ mod single;
 mod thread;
 
 #[cfg(not(ferroc_loom))]
-pub use instance::{GlobalInstance, InstanceHandle};
+pub use instance::{GlobalInstance, InstanceCore, InstanceHandle};
 #[cfg(not(ferroc_loom))]
 pub use options::{InvalidFree, OptionError, OptionId, Options};
 #[cfg(not(ferroc_loom))]

@@ -1,19 +1,17 @@
 //! [`SingleGlobal`]: one context for the whole program, for bare metal and single-threaded
 //! programs without thread-local storage.
 
-use ferroc_arena::Arenas;
 use ferroc_base::BaseAlloc;
 use ferroc_heap::Context;
 
-use crate::GlobalInstance;
+use crate::{GlobalInstance, InstanceCore};
 
 /// A global allocator with a single context (made by [`config!`](crate::config) with
 /// `thread_exit = unsafe none`); its API is [`GlobalInstance`]. Sound only if the program
 /// allocates from one thread at a time, which is what the `unsafe` in the macro promises.
 pub struct SingleGlobal<B: BaseAlloc + 'static> {
-    arenas: Arenas<B>,
+    core: InstanceCore<B>,
     cx: SingleContext<B>,
-    options: crate::options::OptionState,
 }
 
 /// The one context of a [`SingleGlobal`], shared by whichever thread is allocating.
@@ -33,16 +31,15 @@ impl<B: BaseAlloc + 'static> SingleGlobal<B> {
     /// `thread_exit = unsafe none` promises).
     pub const unsafe fn new(this: &'static Self, base: B) -> Self {
         SingleGlobal {
-            arenas: Arenas::new(base),
-            cx: SingleContext(Context::new(&this.arenas)),
-            options: crate::options::OptionState::new(crate::Options::DEFAULT),
+            core: InstanceCore::new(base, crate::Options::DEFAULT),
+            cx: SingleContext(Context::new(this.core.arenas())),
         }
     }
 
     /// The same instance with its own `options` instead of the defaults (`config!`'s
     /// `options = ..`); the environment (feature `libc`) overrides them at the start.
     pub const fn with_options(mut self, options: crate::Options) -> Self {
-        self.options = crate::options::OptionState::new(options);
+        self.core.set_options(options);
         self
     }
 }
@@ -61,18 +58,15 @@ impl<B: BaseAlloc + 'static> GlobalInstance for SingleGlobal<B> {
     /// path; the small fast path (through [`current`](Self::current)) never tests it.
     #[inline(always)]
     fn owned(&self) -> Option<&Context<'static, B>> {
-        if !self.options.is_started() {
+        if !self.option_state().is_started() {
             self.start();
         }
         Some(&self.cx.0)
     }
 
-    fn arenas(&self) -> &Arenas<B> {
-        &self.arenas
-    }
-
-    fn option_state(&self) -> &crate::options::OptionState {
-        &self.options
+    #[inline]
+    fn core(&self) -> &InstanceCore<B> {
+        &self.core
     }
 
     #[cfg(feature = "stat")]

@@ -3,12 +3,11 @@
 
 use core::{ffi::c_void, marker::PhantomData, ptr};
 
-use ferroc_arena::Arenas;
 use ferroc_base::BaseAlloc;
 use ferroc_heap::Context;
 
 use crate::{
-    GlobalInstance,
+    GlobalInstance, InstanceCore,
     common::IdleContext,
     pool::{Pool, Slot},
 };
@@ -39,7 +38,7 @@ pub struct ThreadGlobal<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> {
     /// The static this value is (see [`new`](Self::new)): thread contexts borrow its arenas
     /// for `'static`.
     this: &'static Self,
-    arenas: Arenas<B>,
+    core: InstanceCore<B>,
     idle: IdleContext<B>,
     pool: Pool<B>,
     slot: PhantomData<S>,
@@ -50,7 +49,6 @@ pub struct ThreadGlobal<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> {
     #[cfg(feature = "libc")]
     on_process_exit: extern "C" fn(),
     stats: crate::common::Retired,
-    options: crate::options::OptionState,
 }
 
 impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> ThreadGlobal<B, S> {
@@ -67,8 +65,8 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> ThreadGlobal<B, S> {
         let _ = (on_exit, on_process_exit);
         ThreadGlobal {
             this,
-            arenas: Arenas::new(base),
-            idle: IdleContext(Context::new_read_only(&this.arenas)),
+            core: InstanceCore::new(base, crate::Options::DEFAULT),
+            idle: IdleContext(Context::new_read_only(this.core.arenas())),
             pool: Pool::new(),
             slot: PhantomData,
             #[cfg(feature = "libc")]
@@ -78,14 +76,13 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> ThreadGlobal<B, S> {
             #[cfg(feature = "libc")]
             on_process_exit,
             stats: crate::common::Retired::new(),
-            options: crate::options::OptionState::new(crate::Options::DEFAULT),
         }
     }
 
     /// The same instance with its own `options` instead of the defaults (`config!`'s
     /// `options = ..`); the environment overrides them at the start.
     pub const fn with_options(mut self, options: crate::Options) -> Self {
-        self.options = crate::options::OptionState::new(options);
+        self.core.set_options(options);
         self
     }
 
@@ -99,7 +96,8 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> ThreadGlobal<B, S> {
     fn init_thread(&'static self) -> Option<&'static Context<'static, B>> {
         // The options in force before this thread's context can make an arena.
         GlobalInstance::start(self);
-        let slot = self.pool.claim(self.arenas.base(), &self.arenas)?;
+        let arenas = self.arenas();
+        let slot = self.pool.claim(arenas.base(), arenas)?;
         S::set(slot.context_ptr(), &self.idle.0);
         #[cfg(feature = "libc")]
         {
@@ -151,19 +149,16 @@ impl<B: BaseAlloc + 'static, S: ThreadSlot<B> + 'static> GlobalInstance for Thre
         }
     }
 
-    fn arenas(&self) -> &Arenas<B> {
-        &self.arenas
-    }
-
-    fn option_state(&self) -> &crate::options::OptionState {
-        &self.options
+    #[inline]
+    fn core(&self) -> &InstanceCore<B> {
+        &self.core
     }
 
     #[cfg(feature = "stat")]
     fn stats(&self) -> ferroc_heap::Stats {
         let mut s = self.stats.snapshot();
         self.pool.for_each_live(|cx| s.merge(&cx.stats()));
-        s.add_arenas(&self.arenas.stats());
+        s.add_arenas(&self.arenas().stats());
         s
     }
 }

@@ -242,45 +242,46 @@ fn options_from_the_code_and_at_run_time() {
 
 ferroc_global::config!(PurgeNow: Mmap = Mmap);
 
-#[test]
-fn purge_delay_zero_gives_memory_back_at_once() {
+/// A purge test: in the parent, runs test `name` in a child with `FERROC_PURGE_DELAY=delay`;
+/// in the child, starts `a`, frees a 32 MiB huge block through it, and gives `check` what was
+/// committed before the free.
+fn purge_test<A: GlobalInstance>(name: &str, delay: &str, a: &A, check: impl FnOnce(&A, usize)) {
     if !in_child() {
-        run_child(
-            "purge_delay_zero_gives_memory_back_at_once",
-            &[("FERROC_PURGE_DELAY", "0")],
-        );
+        run_child(name, &[("FERROC_PURGE_DELAY", delay)]);
         return;
     }
-    touch(&PurgeNow);
-    let before = huge_round_trip(&PurgeNow, 32 * MIB);
-    let after = PurgeNow.arenas().stats().committed;
-    assert!(before >= 32 * MIB, "{before}");
-    assert!(after + 32 * MIB <= before, "{before} -> {after}");
+    touch(a);
+    let before = huge_round_trip(a, 32 * MIB);
+    check(a, before);
+}
+
+#[test]
+fn purge_delay_zero_gives_memory_back_at_once() {
+    let name = "purge_delay_zero_gives_memory_back_at_once";
+    purge_test(name, "0", &PurgeNow, |a, before| {
+        let after = a.arenas().stats().committed;
+        assert!(before >= 32 * MIB, "{before}");
+        assert!(after + 32 * MIB <= before, "{before} -> {after}");
+    });
 }
 
 ferroc_global::config!(PurgeNever: Mmap = Mmap);
 
 #[test]
 fn negative_purge_delay_never_purges() {
-    if !in_child() {
-        run_child(
-            "negative_purge_delay_never_purges",
-            &[("FERROC_PURGE_DELAY", "-1")],
-        );
-        return;
-    }
-    touch(&PurgeNever);
-    let before = huge_round_trip(&PurgeNever, 32 * MIB);
-    std::thread::sleep(Duration::from_millis(50));
-    // Releases and purges by time long after the free: nothing is due, ever.
-    huge_round_trip(&PurgeNever, 8 * MIB);
-    PurgeNever.collect(false);
-    let s = PurgeNever.arenas().stats();
-    assert!(s.committed >= before, "{before} -> {s:?}");
-    assert!(s.pending_purge * (4 * MIB) >= 32 * MIB, "{s:?}");
-    // An explicit trim still gives it back.
-    PurgeNever.collect(true);
-    assert!(PurgeNever.arenas().stats().committed + 32 * MIB <= before);
+    let name = "negative_purge_delay_never_purges";
+    purge_test(name, "-1", &PurgeNever, |a, before| {
+        std::thread::sleep(Duration::from_millis(50));
+        // Releases and purges by time long after the free: nothing is due, ever.
+        huge_round_trip(a, 8 * MIB);
+        a.collect(false);
+        let s = a.arenas().stats();
+        assert!(s.committed >= before, "{before} -> {s:?}");
+        assert!(s.pending_purge * (4 * MIB) >= 32 * MIB, "{s:?}");
+        // An explicit trim still gives it back.
+        a.collect(true);
+        assert!(a.arenas().stats().committed + 32 * MIB <= before);
+    });
 }
 
 ferroc_global::config!(

@@ -10,6 +10,8 @@ use ferroc_base::Mmap;
 use ferroc_heap::{Context, Heap};
 use proptest::prelude::*;
 
+mod common;
+
 /// Largest size served from shards (an eighth of a slab); above it blocks are huge.
 const LARGE_MAX: usize = SLAB_SIZE / 8;
 
@@ -42,15 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct Sent(usize);
 
 fn check(heap: &Heap<'_, '_, Mmap>, live: &BTreeMap<usize, (NonNull<u8>, bool)>) {
-    let mut seen = BTreeMap::new();
-    let mut last = 0;
-    assert!(heap.visit_blocks(|p, size| {
-        let a = p.as_ptr() as usize;
-        assert!(a > last, "address order, no duplicate ({a:#x})");
-        last = a;
-        seen.insert(a, size);
-        true
-    }));
+    let seen = common::visited::visited(|f| heap.visit_blocks(f));
     let want: BTreeMap<usize, usize> = live
         .iter()
         .filter(|(_, (_, huge))| !huge)

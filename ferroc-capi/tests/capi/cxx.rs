@@ -2,7 +2,7 @@
 //! `-lferroc` and under `LD_PRELOAD`; throwing `new` runs the new-handler and throws
 //! `std::bad_alloc`.
 
-use crate::support::{Lang, Link, compile, stdout};
+use crate::support::{Lang, Link, run_each};
 
 const EXPECTED: &[&str] = &[
     "ok forms resolve to libferroc",
@@ -12,19 +12,13 @@ const EXPECTED: &[&str] = &[
     "ok new-handler runs until the allocation succeeds",
 ];
 
-fn run(name: &str, link: Link) {
-    let prog = compile(name, Lang::Cxx, &["cxx_new.cpp"], link, &[]);
-    let out = stdout(&prog.run_ok(&[]));
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, EXPECTED);
-}
-
 #[test]
-fn cxx_operators_linked_with_libferroc() {
-    run("cxx-new-shared", Link::Shared);
-}
-
-#[test]
-fn cxx_operators_under_ld_preload() {
-    run("cxx-new-preload", Link::Preload);
+fn cxx_operators_linked_with_libferroc_and_under_ld_preload() {
+    let programs = [
+        ("cxx-new-shared", Link::Shared),
+        ("cxx-new-preload", Link::Preload),
+    ];
+    run_each(Lang::Cxx, "cxx_new.cpp", &programs, |link, out| {
+        assert_eq!(out.lines().collect::<Vec<_>>(), EXPECTED, "{link:?}");
+    });
 }

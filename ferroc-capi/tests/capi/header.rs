@@ -2,7 +2,11 @@
 //! declaration is exported; C and C++ programs compile against the header and call all of it;
 //! the override's C and C++ names are exported.
 
-use std::{collections::BTreeSet, fs, process::Command};
+use std::{
+    collections::BTreeSet,
+    fs,
+    process::{Command, Output},
+};
 
 use crate::support::{self, Lang, Link, compile, libs, tool_output};
 
@@ -99,18 +103,21 @@ fn version_define() -> String {
     format!("-DEXPECTED_VERSION={v}")
 }
 
+/// Builds api.c against the header as `name` (`-pedantic`, the expected version, after
+/// `flags`) and runs it: it must say `api ok`.
+fn run_api(name: &str, lang: Lang, link: Link, flags: &[&str]) -> Output {
+    let define = version_define();
+    let flags: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["-pedantic", &define])
+        .collect();
+    compile(name, lang, &["api.c"], link, &flags).run_prints(&[], "api ok")
+}
+
 #[test]
 fn c_program_against_the_header_linked_with_libferroc_a() {
-    let define = version_define();
-    let prog = compile(
-        "api-c-static",
-        Lang::C,
-        &["api.c"],
-        Link::StaticPlain,
-        &["-pedantic", &define],
-    );
-    let out = prog.run_ok(&[]);
-    assert!(support::stdout(&out).contains("api ok"));
+    let out = run_api("api-c-static", Lang::C, Link::StaticPlain, &[]);
     // fe_stats_print prints the statistics, or says they are not compiled in.
     let stderr = String::from_utf8_lossy(&out.stderr);
     if cfg!(feature = "stat") {
@@ -122,16 +129,7 @@ fn c_program_against_the_header_linked_with_libferroc_a() {
 
 #[test]
 fn cxx_program_against_the_header_linked_with_libferroc_so() {
-    let define = version_define();
-    let prog = compile(
-        "api-cxx-shared",
-        Lang::Cxx,
-        &["api.c"],
-        Link::Shared,
-        &["-x", "c++", "-pedantic", &define],
-    );
-    let out = prog.run_ok(&[]);
-    assert!(support::stdout(&out).contains("api ok"));
+    run_api("api-cxx-shared", Lang::Cxx, Link::Shared, &["-x", "c++"]);
 }
 
 /// The C names the override replaces.

@@ -2,24 +2,18 @@
 //! (tests/c/introspect.c), under `LD_PRELOAD=libferroc.so` and linked with `-lferroc` and with
 //! the static override library.
 
-use crate::support::{Lang, Link, compile, stdout};
+use crate::support::{Lang, Link, run_each};
 
-fn run(name: &str, link: Link) {
-    let out = compile(name, Lang::C, &["introspect.c"], link, &[]).run_ok(&[]);
-    assert!(stdout(&out).contains("introspect ok"), "{}", stdout(&out));
-}
-
-#[test]
-fn introspection_under_preload() {
-    run("introspect-preload", Link::Preload);
-}
+/// introspect.c as each program is built: its name, and how it gets Ferroc.
+const PROGRAMS: [(&str, Link); 3] = [
+    ("introspect-preload", Link::Preload),
+    ("introspect-shared", Link::Shared),
+    ("introspect-static", Link::StaticOverride),
+];
 
 #[test]
-fn introspection_linked() {
-    run("introspect-shared", Link::Shared);
-}
-
-#[test]
-fn introspection_static_override() {
-    run("introspect-static", Link::StaticOverride);
+fn introspection_under_preload_linked_and_static_override() {
+    run_each(Lang::C, "introspect.c", &PROGRAMS, |link, out| {
+        assert!(out.contains("introspect ok"), "{link:?}: {out}");
+    });
 }

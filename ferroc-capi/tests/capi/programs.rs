@@ -31,15 +31,21 @@ fn compare(what: &str, mut make: impl FnMut(bool) -> Command) -> (Output, Output
     (plain, ours)
 }
 
-#[test]
-fn python3_threads_building_and_dropping_dicts_lists_strings() {
-    require("python3", "python3");
-    let script = programs_dir().join("churn.py");
-    compare("python3", |_| {
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script).env("PYTHONMALLOC", "malloc");
+/// Runs `interpreter` (from the Debian package of the same name) on `script` of the programs
+/// directory, with `env`, with and without the library preloaded ([`compare`]).
+fn compare_script(interpreter: &str, script: &str, env: &[(&str, &str)]) {
+    require(interpreter, interpreter);
+    let script = programs_dir().join(script);
+    compare(interpreter, |_| {
+        let mut cmd = Command::new(interpreter);
+        cmd.arg(&script).envs(env.iter().copied());
         cmd
     });
+}
+
+#[test]
+fn python3_threads_building_and_dropping_dicts_lists_strings() {
+    compare_script("python3", "churn.py", &[("PYTHONMALLOC", "malloc")]);
     // The preloaded run was on Ferroc.
     let check = Command::new("python3")
         .args([
@@ -54,24 +60,12 @@ fn python3_threads_building_and_dropping_dicts_lists_strings() {
 
 #[test]
 fn perl_hashes_arrays_strings_regexes() {
-    require("perl", "perl");
-    let script = programs_dir().join("churn.pl");
-    compare("perl", |_| {
-        let mut cmd = Command::new("perl");
-        cmd.arg(&script);
-        cmd
-    });
+    compare_script("perl", "churn.pl", &[]);
 }
 
 #[test]
 fn lua_tables_strings_gc() {
-    require("lua5.4", "lua5.4");
-    let script = programs_dir().join("churn.lua");
-    compare("lua5.4", |_| {
-        let mut cmd = Command::new("lua5.4");
-        cmd.arg(&script);
-        cmd
-    });
+    compare_script("lua5.4", "churn.lua", &[]);
 }
 
 #[test]

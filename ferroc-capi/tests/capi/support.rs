@@ -202,6 +202,20 @@ pub fn compile(name: &str, lang: Lang, sources: &[&str], link: Link, extra: &[&s
     }
 }
 
+/// Builds `source` as each of `programs` (its name, and how it gets Ferroc), runs each without
+/// arguments (asserting status 0) and gives `check` the program's link and standard output.
+pub fn run_each(
+    lang: Lang,
+    source: &str,
+    programs: &[(&str, Link)],
+    mut check: impl FnMut(Link, &str),
+) {
+    for &(name, link) in programs {
+        let out = compile(name, lang, &[source], link, &[]).run_stdout(&[]);
+        check(link, &out);
+    }
+}
+
 /// The flags every test program gets.
 fn common_flags(lang: Lang) -> Vec<String> {
     let mut flags: Vec<String> = match lang {
@@ -296,6 +310,25 @@ impl Program {
             .output()
             .expect("the program starts");
         assert_success(&format!("{} {args:?}", self.path.display()), &out);
+        out
+    }
+
+    /// Runs the program with `args`, asserts that it exits with status 0, and returns its
+    /// standard output.
+    pub fn run_stdout(&self, args: &[&str]) -> String {
+        stdout(&self.run_ok(args))
+    }
+
+    /// Runs the program with `args` and asserts that it exits with status 0 and that its
+    /// standard output contains `marker` (the line a test program prints when all went well).
+    pub fn run_prints(&self, args: &[&str], marker: &str) -> Output {
+        let out = self.run_ok(args);
+        let text = stdout(&out);
+        assert!(
+            text.contains(marker),
+            "{} {args:?} did not print {marker:?}:\n{text}",
+            self.path.display()
+        );
         out
     }
 }

@@ -11,18 +11,12 @@ use ferroc_base::Mmap;
 use super::MAX_BLOCKS;
 use crate::{Context, class::LARGE_MAX};
 
+#[path = "../../tests/common/visited.rs"]
+mod visited;
+
 /// What `visit_blocks` reports: block address to usable size, with no block twice.
 fn visited(cx: &Context<'_, Mmap>) -> BTreeMap<usize, usize> {
-    let mut seen = BTreeMap::new();
-    let mut last = 0;
-    assert!(cx.visit_blocks(|p, size| {
-        let a = p.as_ptr() as usize;
-        assert!(a > last, "blocks in address order, none twice");
-        last = a;
-        seen.insert(a, size);
-        true
-    }));
-    seen
+    visited::visited(|f| cx.visit_blocks(f))
 }
 
 /// The live set as the test tracks it, with the context's usable sizes.

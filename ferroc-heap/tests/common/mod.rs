@@ -1,6 +1,8 @@
 //! Helpers the integration tests share (each test crate uses some of them).
 #![allow(dead_code)]
 
+pub mod visited;
+
 use core::{alloc::Layout, ptr::NonNull};
 
 use ferroc_arena::{Arenas, BaseAlloc};
