@@ -103,28 +103,34 @@ pub mod thread_free;
 #[cfg(all(test, ferroc_loom))]
 mod loom_tests;
 
-// The modules and names that need the whole heap (contexts, shards and slabs over real
-// arenas) are not compiled under loom, whose models run only the lock-free pieces above.
-// `cfg_if!` puts the one cfg on every item (and rustfmt still reaches the modules' files,
-// which it would not through a local macro).
-cfg_if::cfg_if! {
-    if #[cfg(not(ferroc_loom))] {
-        mod alloc;
-        pub mod class;
-        mod context;
-        mod free;
-        mod heap;
-        mod huge;
-        mod shard;
-        mod slab;
-        pub mod stat;
-        mod visit;
+#[cfg(not(ferroc_loom))]
+mod alloc;
+#[cfg(not(ferroc_loom))]
+pub mod class;
+#[cfg(not(ferroc_loom))]
+mod context;
+#[cfg(not(ferroc_loom))]
+mod free;
+#[cfg(not(ferroc_loom))]
+mod heap;
+#[cfg(not(ferroc_loom))]
+mod huge;
+#[cfg(not(ferroc_loom))]
+mod shard;
+#[cfg(not(ferroc_loom))]
+mod slab;
+#[cfg(not(ferroc_loom))]
+pub mod stat;
+#[cfg(not(ferroc_loom))]
+mod visit;
 
-        pub use context::Context;
-        pub use heap::{AllocError, Heap};
-        pub use stat::{Kind, Stats};
+#[cfg(not(ferroc_loom))]
+pub use context::Context;
+#[cfg(not(ferroc_loom))]
+pub use heap::{AllocError, Heap};
+#[cfg(not(ferroc_loom))]
+pub use stat::{Kind, Stats};
 
-        pub use ferroc_arena::Arenas;
-    }
-}
+#[cfg(not(ferroc_loom))]
+pub use ferroc_arena::Arenas;
 pub use ferroc_arena::BaseAlloc;
