@@ -61,6 +61,8 @@ pub mod sync;
 
 #[cfg(all(test, ferroc_loom))]
 mod loom_tests;
+#[cfg(any(feature = "base-mmap", ferroc_loom))]
+mod range_table;
 
 #[cfg(all(feature = "base-mmap", not(ferroc_loom)))]
 mod mmap;

@@ -15,20 +15,19 @@
 //!   `MADV_HUGEPAGE`, so the kernel backs each aligned 2 MiB of it with a transparent huge page
 //!   at the first touch, and khugepaged may collapse it later.
 //! - **The hugetlb registry** ([`hugetlb_part`]): a fixed table of the hugetlb prefixes of
-//!   live chunks, one word each (start and length in 2 MiB units), so that `decommit`,
-//!   `move_pages` and `deallocate` (which only get an address range) know whether a range is
-//!   hugetlb memory. A chunk gets hugetlb pages only if it got a slot; when the table is full
-//!   it gets transparent huge pages instead. The table is only scanned once some chunk has
-//!   been registered ([`ANY`]); until then each lookup is one relaxed load.
-//!
-//! Invariant of the table: a non-zero slot holds the hugetlb prefix of exactly one live chunk
-//! (or of one being made or released by the thread that owns it), and every hugetlb mapping
-//! of ours has a slot. Live chunks are disjoint, so the prefixes of the table never overlap.
+//!   live chunks ([`RangeTable`], with its invariant, orderings and loom models), one word
+//!   each (start and length in 2 MiB units), so that `decommit`, `move_pages` and
+//!   `deallocate` (which only get an address range) know whether a range is hugetlb memory.
+//!   A chunk gets hugetlb pages only if it got a slot; when the table is full it gets
+//!   transparent huge pages instead. Every hugetlb mapping of ours has a slot. The table is
+//!   only scanned once some chunk has been registered; until then each lookup is one load.
 
 use core::{
     ffi::{CStr, c_int},
-    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    sync::atomic::{AtomicUsize, Ordering},
 };
+
+use crate::range_table::RangeTable;
 
 #[cfg(target_os = "linux")]
 use super::unmap;
@@ -245,7 +244,7 @@ unsafe fn hugetlb_prefix(start: usize, size: usize, plan: &Plan) -> Result<usize
         if !start.is_multiple_of(page) || len == 0 {
             continue;
         }
-        let Some(slot) = claim(start, len) else {
+        let Some(slot) = RANGES.claim(start, len) else {
             return Ok(0);
         };
         let size_flag = (page.trailing_zeros() as c_int) << MAP_HUGE_SHIFT;
@@ -254,7 +253,7 @@ unsafe fn hugetlb_prefix(start: usize, size: usize, plan: &Plan) -> Result<usize
         if unsafe { map_over(start, len, libc::MAP_HUGETLB | size_flag) }.is_ok() {
             return Ok(len);
         }
-        release(slot);
+        RANGES.release(slot);
         // A refused MAP_FIXED may have unmapped the old pages (older kernels unmap first):
         // map the range normally again, whatever state it is in.
         // SAFETY: still the prefix of the caller's fresh, unused mapping.
@@ -280,93 +279,20 @@ unsafe fn hugetlb_prefix(_start: usize, _size: usize, _plan: &Plan) -> Result<us
 
 /// How many hugetlb-backed chunks can be alive at once (more get transparent huge pages).
 const SLOTS: usize = 256;
-/// Slots pack a range in units of 2 MiB (every hugetlb range is aligned to that): the start in
-/// the high bits, the length in the low [`LEN_BITS`] (up to 512 TiB).
-const UNIT_SHIFT: u32 = 21;
-const LEN_BITS: u32 = 28;
 
-/// The hugetlb prefixes of live chunks (see the invariant in the module docs); 0: a free slot.
-static RANGES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-
-/// Set once any chunk has claimed a slot, never cleared: until then no lookup scans the table.
-///
-/// `Relaxed` is enough: the flag is set before the slot is claimed, and a thread that holds a
-/// range of a hugetlb chunk got that chunk, hence the flag, through whatever ordered its
-/// allocation before its use (the `BaseAlloc` contract); a thread that reads `false` holds no
-/// hugetlb range.
-static ANY: AtomicBool = AtomicBool::new(false);
-
-fn pack(start: usize, len: usize) -> Option<u64> {
-    let (s, l) = ((start >> UNIT_SHIFT) as u64, (len >> UNIT_SHIFT) as u64);
-    (l != 0 && l < 1 << LEN_BITS && s < 1 << (64 - LEN_BITS)).then_some(s << LEN_BITS | l)
-}
-
-fn unpack(word: u64) -> (usize, usize) {
-    let start = ((word >> LEN_BITS) as usize) << UNIT_SHIFT;
-    let len = ((word & ((1 << LEN_BITS) - 1)) as usize) << UNIT_SHIFT;
-    (start, start + len)
-}
-
-/// Records `[start, start + len)` as hugetlb memory in a free slot; `None` when the table is
-/// full or the range does not fit a slot.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn claim(start: usize, len: usize) -> Option<usize> {
-    let word = pack(start, len)?;
-    ANY.store(true, Ordering::Relaxed);
-    // Relaxed: the claiming thread publishes nothing through the slot; who later reads it got
-    // the chunk through an ordered hand-over (see `hugetlb_part`).
-    RANGES.iter().position(|slot| {
-        slot.load(Ordering::Relaxed) == 0
-            && slot
-                .compare_exchange(0, word, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    })
-}
-
-/// Frees slot `i`.
-fn release(i: usize) {
-    // Release: pairs with the Acquire of `hugetlb_part`, so that a reader who sees a later
-    // claim of this slot does not pair its start with this range's length.
-    RANGES[i].store(0, Ordering::Release);
-}
+/// The hugetlb prefixes of live chunks (see the invariant in `range_table.rs`).
+static RANGES: RangeTable<SLOTS> = RangeTable::new();
 
 /// Forgets the hugetlb prefix of the chunk at `start`, if it has one (before it is unmapped).
 pub(super) fn forget(start: usize) {
-    if !ANY.load(Ordering::Relaxed) {
-        return;
-    }
-    let found = RANGES.iter().position(|slot| {
-        let word = slot.load(Ordering::Relaxed);
-        word != 0 && unpack(word).0 == start
-    });
-    if let Some(i) = found {
-        release(i);
-    }
+    RANGES.forget(start);
 }
 
-/// The hugetlb range `[begin, end)` that overlaps `[ptr, ptr + len)`, if any.
-///
-/// Exact for a range of a live chunk the caller holds: that chunk's claim happened before the
-/// caller got the chunk, and its release happens after the caller's last use, so the caller's
-/// load sees that chunk's slot as claimed. Slots of other live chunks never overlap the range
-/// (live chunks are disjoint). A slot of a chunk unmapped before the caller's chunk reused its
-/// addresses was freed before the `munmap`, which the kernel's address-space lock orders
-/// before the `mmap` that made the caller's chunk.
+/// The hugetlb range `[begin, end)` that overlaps `[ptr, ptr + len)`, if any: exact for a
+/// range of a live chunk the caller holds (see `range_table.rs`).
 #[inline]
 pub(super) fn hugetlb_part(ptr: usize, len: usize) -> Option<(usize, usize)> {
-    if !ANY.load(Ordering::Relaxed) {
-        return None;
-    }
-    overlapping(ptr, ptr.saturating_add(len))
-}
-
-#[cold]
-fn overlapping(begin: usize, end: usize) -> Option<(usize, usize)> {
-    RANGES.iter().find_map(|slot| {
-        let word = slot.load(Ordering::Acquire);
-        let (s, e) = unpack(word);
-        (word != 0 && s < end && begin < e).then_some((s, e))
-    })
+    RANGES.overlapping(ptr, len)
 }
 
 #[cfg(test)]
@@ -393,7 +319,7 @@ mod tests {
         let len = 2 * HUGE_2M;
         // SAFETY: our committed chunk, `4 * HUGE_2M + page` long.
         unsafe { p.as_ptr().write_bytes(0x42, 4 * HUGE_2M + page) };
-        let slot = claim(start, len).unwrap();
+        let slot = RANGES.claim(start, len).unwrap();
         assert_eq!(hugetlb_part(start + page, page), Some((start, start + len)));
         assert_eq!(hugetlb_part(start + len, HUGE_2M), None);
         // SAFETY: the first 3 huge pages' worth of our live chunk; not needed any more.
@@ -423,20 +349,10 @@ mod tests {
         assert_eq!(at(3 * HUGE_2M), 0x42, "a refused move changes nothing");
         forget(start);
         assert_eq!(hugetlb_part(start, len), None);
-        assert!(RANGES[slot].load(Ordering::Relaxed) == 0);
+        assert!(RANGES.is_free(slot));
         // SAFETY: the first huge page of our live chunk; not needed any more.
         assert!(unsafe { Mmap.decommit(p, HUGE_2M) });
         assert_eq!(at(0), 0);
-    }
-
-    #[test]
-    fn packing_round_trips() {
-        let start = 0x7f12_3440_0000usize;
-        let len = 66 << 20;
-        let word = pack(start, len).unwrap();
-        assert_eq!(unpack(word), (start, start + len));
-        assert_eq!(pack(start, 0), None, "an empty range");
-        assert_eq!(pack(start, 1 << (LEN_BITS + UNIT_SHIFT)), None, "too long");
     }
 
     #[test]
