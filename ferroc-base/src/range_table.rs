@@ -29,6 +29,7 @@
 //!
 //! Modelled under loom by `loom_tests/range_table.rs`: a lookup after the hand-over of a chunk
 //! while other threads claim and forget slots, and a reused address range.
+#![cfg_attr(ferroc_loom, allow(dead_code))]
 
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

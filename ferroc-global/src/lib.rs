@@ -73,6 +73,7 @@ pub mod pool;
 pub mod print;
 #[cfg(not(ferroc_loom))]
 mod single;
+mod start_phase;
 #[cfg(all(feature = "std", not(ferroc_loom)))]
 mod thread;
 

@@ -36,6 +36,8 @@ use core::fmt;
 
 use ferroc_base::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering};
 
+use crate::start_phase::{Begin, StartPhase};
+
 /// What the C API's `free` (and its other names) does with a pointer Ferroc never handed out
 /// (`FERROC_INVALID_FREE`, `FE_OPTION_INVALID_FREE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -412,20 +414,14 @@ pub fn write_options(w: &mut impl fmt::Write, o: &Options) -> fmt::Result {
     Ok(())
 }
 
-/// The instance has not started.
-const FRESH: u8 = 0;
-/// A thread is starting the instance.
-const STARTING: u8 = 1;
-/// The instance has started: its options are in force.
-const STARTED: u8 = 2;
-
 /// The options of one instance, and whether it has started (see the module docs).
 ///
 /// Each field is its own atomic, read and written `Relaxed`: an option is a setting, not a
-/// publication of other memory, and each is read whole. The start state is `Acquire`/
-/// `Release`: whoever sees `STARTED` sees the options the starter stored.
+/// publication of other memory, and each is read whole. The start is a [`StartPhase`]
+/// (`Acquire`/`Release`, modelled under loom): whoever sees it over sees the options the
+/// starter stored.
 pub struct OptionState {
-    phase: AtomicU8,
+    phase: StartPhase,
     purge_delay_ms: AtomicI64,
     verbose: AtomicBool,
     show_stats: AtomicBool,
@@ -439,7 +435,7 @@ impl OptionState {
     /// An instance's options before its start.
     pub const fn new(o: Options) -> Self {
         OptionState {
-            phase: AtomicU8::new(FRESH),
+            phase: StartPhase::new(),
             purge_delay_ms: AtomicI64::new(o.purge_delay_ms),
             verbose: AtomicBool::new(o.verbose),
             show_stats: AtomicBool::new(o.show_stats),
@@ -453,7 +449,7 @@ impl OptionState {
     /// Whether the instance has started.
     #[inline]
     pub fn is_started(&self) -> bool {
-        self.phase.load(Ordering::Acquire) == STARTED
+        self.phase.is_started()
     }
 
     /// The stored options (the instance's own before the start, those in force after).
@@ -504,7 +500,7 @@ impl OptionState {
 
     /// Replaces the instance's own options; refused once it has started (or is starting).
     pub fn set_all(&self, o: &Options) -> Result<(), OptionError> {
-        if self.phase.load(Ordering::Acquire) != FRESH {
+        if !self.phase.is_fresh() {
             return Err(OptionError::Started);
         }
         self.store(o);
@@ -519,7 +515,7 @@ impl OptionState {
         id: OptionId,
         value: i64,
     ) -> Result<(), OptionError> {
-        let started = self.phase.load(Ordering::Acquire) != FRESH;
+        let started = !self.phase.is_fresh();
         if started && !id.is_runtime() {
             return Err(OptionError::Started);
         }
@@ -553,11 +549,8 @@ impl OptionState {
     /// Call it before the instance's first arena can be made; a slow path.
     #[cold]
     pub fn start<B: ferroc_base::BaseAlloc>(&self, arenas: &ferroc_arena::Arenas<B>) -> Options {
-        match self
-            .phase
-            .compare_exchange(FRESH, STARTING, Ordering::Acquire, Ordering::Acquire)
-        {
-            Ok(_) => {
+        match self.phase.begin() {
+            Begin::Mine => {
                 let mut o = self.load();
                 let warnings = overlay_env(&mut o, true);
                 self.store(&o);
@@ -577,11 +570,11 @@ impl OptionState {
                     }
                 }
                 let _ = warnings;
-                self.phase.store(STARTED, Ordering::Release);
+                self.phase.finish();
                 o
             }
-            Err(STARTED) => self.load(),
-            Err(_) => {
+            Begin::Done => self.load(),
+            Begin::Running => {
                 // Another thread is starting: the same settings, computed here, so that an
                 // arena this thread makes meanwhile is made with them.
                 let mut o = self.load();
