@@ -55,16 +55,11 @@ const NONE: u64 = u64::MAX;
 pub(crate) struct Deadline(AtomicU64);
 
 impl Deadline {
-    /// No deadline.
-    #[cfg(not(ferroc_loom))]
-    pub(crate) const fn new() -> Self {
-        Deadline(AtomicU64::new(NONE))
-    }
-
-    /// No deadline (loom's atomics have no `const` constructor).
-    #[cfg(ferroc_loom)]
-    pub(crate) fn new() -> Self {
-        Deadline(AtomicU64::new(NONE))
+    ferroc_base::const_unless_loom! {
+        /// No deadline.
+        pub(crate) fn new() -> Self {
+            Deadline(AtomicU64::new(NONE))
+        }
     }
 
     /// Makes `at` the deadline if it is earlier than the one set (or none is).

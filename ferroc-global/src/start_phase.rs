@@ -47,16 +47,11 @@ pub(crate) enum Begin {
 pub(crate) struct StartPhase(AtomicU8);
 
 impl StartPhase {
-    /// Not started.
-    #[cfg(not(ferroc_loom))]
-    pub(crate) const fn new() -> Self {
-        StartPhase(AtomicU8::new(FRESH))
-    }
-
-    /// Not started (loom's atomics have no `const` constructor).
-    #[cfg(ferroc_loom)]
-    pub(crate) fn new() -> Self {
-        StartPhase(AtomicU8::new(FRESH))
+    ferroc_base::const_unless_loom! {
+        /// Not started.
+        pub(crate) fn new() -> Self {
+            StartPhase(AtomicU8::new(FRESH))
+        }
     }
 
     /// Whether the start is over.

@@ -120,16 +120,11 @@ impl Default for ThreadFree {
 }
 
 impl ThreadFree {
-    /// An empty list in state `NORMAL`.
-    #[cfg(not(ferroc_loom))]
-    pub const fn new() -> Self {
-        ThreadFree(AtomicUsize::new(0))
-    }
-
-    /// An empty list in state `NORMAL`.
-    #[cfg(ferroc_loom)]
-    pub fn new() -> Self {
-        ThreadFree(AtomicUsize::new(0))
+    ferroc_base::const_unless_loom! {
+        /// An empty list in state `NORMAL`.
+        pub fn new() -> Self {
+            ThreadFree(AtomicUsize::new(0))
+        }
     }
 
     /// Resets to an empty `NORMAL` list; only while no other thread can reach the shard.

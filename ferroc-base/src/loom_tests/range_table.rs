@@ -8,6 +8,29 @@ use loom::sync::Arc;
 
 const UNIT: usize = 1 << UNIT_SHIFT;
 
+/// A two-slot table and a hand-over flag, and a thread that runs `owner` on them and then
+/// raises the flag with `Release` (a chunk handed over, or its addresses reused: either way an
+/// ordered hand-over to whoever reads the flag with `Acquire`).
+fn with_owner<T: Send + 'static>(
+    owner: impl FnOnce(&RangeTable<2>) -> T + Send + 'static,
+) -> (
+    Arc<RangeTable<2>>,
+    Arc<AtomicBool>,
+    loom::thread::JoinHandle<T>,
+) {
+    let table = Arc::new(RangeTable::<2>::new());
+    let flag = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (table, flag) = (table.clone(), flag.clone());
+        loom::thread::spawn(move || {
+            let result = owner(&table);
+            flag.store(true, Ordering::Release);
+            result
+        })
+    };
+    (table, flag, thread)
+}
+
 /// A thread claims a range for its new chunk and hands the chunk over (a `Release` store, as
 /// any hand-over of memory between threads is ordered); meanwhile another thread claims and
 /// forgets a range of its own in the same two-slot table. The receiver's lookup inside the
@@ -16,16 +39,7 @@ const UNIT: usize = 1 << UNIT_SHIFT;
 #[test]
 fn loom_range_table_handover() {
     crate::loom_model("range_table_handover", || {
-        let table = Arc::new(RangeTable::<2>::new());
-        let handed = Arc::new(AtomicBool::new(false));
-        let maker = {
-            let (table, handed) = (table.clone(), handed.clone());
-            loom::thread::spawn(move || {
-                let slot = table.claim(4 * UNIT, 2 * UNIT);
-                handed.store(true, Ordering::Release);
-                slot
-            })
-        };
+        let (table, handed, maker) = with_owner(|table| table.claim(4 * UNIT, 2 * UNIT));
         let other = {
             let table = table.clone();
             loom::thread::spawn(move || {
@@ -67,17 +81,10 @@ fn loom_range_table_handover() {
 #[test]
 fn loom_range_table_reuse() {
     crate::loom_model("range_table_reuse", || {
-        let table = Arc::new(RangeTable::<2>::new());
-        let reused = Arc::new(AtomicBool::new(false));
-        let owner = {
-            let (table, reused) = (table.clone(), reused.clone());
-            loom::thread::spawn(move || {
-                let slot = table.claim(2 * UNIT, 2 * UNIT);
-                assert!(slot.is_some());
-                table.forget(2 * UNIT);
-                reused.store(true, Ordering::Release);
-            })
-        };
+        let (table, reused, owner) = with_owner(|table| {
+            assert!(table.claim(2 * UNIT, 2 * UNIT).is_some());
+            table.forget(2 * UNIT);
+        });
         let claimer = {
             let table = table.clone();
             loom::thread::spawn(move || table.claim(8 * UNIT, UNIT))
