@@ -282,7 +282,9 @@ pub struct Arenas<B: BaseAlloc> {
     arenas: ArenaList<Arena<B>, MAX_ARENAS>,
     abandoned: AtomicUsize,
     purge_delay_ms: AtomicU64,
-    /// Whether new arenas are committed whole when made (see `settings.rs`).
+    /// Whether new arenas are committed whole when made (see `settings.rs`). `Relaxed`: a
+    /// setting, read whole when an arena is made; the arena's committed bits it leads to are
+    /// published with the arena itself (`ArenaList`'s `AcqRel` publish).
     eager_commit: AtomicBool,
     next_owner: AtomicUsize,
     direct_runs: AtomicUsize,

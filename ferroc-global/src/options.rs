@@ -499,6 +499,9 @@ impl OptionState {
     }
 
     /// Replaces the instance's own options; refused once it has started (or is starting).
+    /// Meant for before the first allocation, as the caller orders it: a call racing another
+    /// thread's first allocation may pass the check and still be overwritten by the start,
+    /// which then puts the earlier options (with the environment over them) in force.
     pub fn set_all(&self, o: &Options) -> Result<(), OptionError> {
         if !self.phase.is_fresh() {
             return Err(OptionError::Started);
